@@ -1,0 +1,155 @@
+"""The `cur-ml` command: train, predict, evaluate, serve (CONTRACT section 2)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+
+from cur_ml.errors import CurMlError, DataError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Routing of citizens' appeals: topic, urgency and responsible agency.",
+)
+
+DataOpt = Annotated[list[Path], typer.Option("--data", help="CSV / CSV.GZ / JSONL; repeatable")]
+SplitOpt = Annotated[str | None, typer.Option("--split", help="keep rows whose `split` is this")]
+ModelOpt = Annotated[Path, typer.Option("--model", help="model directory")]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"cur-ml: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _print_json(obj: object) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def train(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", help="model directory to write")],
+    split: SplitOpt = None,
+    eval_split: Annotated[
+        str | None,
+        typer.Option("--eval-split", help="also evaluate on rows of this split of the same files"),
+    ] = None,
+) -> None:
+    """Train every head and save the model with its manifest."""
+    from cur_ml.data import load_appeals
+    from cur_ml.model.training import evaluate_model, headline, train_model
+
+    dataset = load_appeals(data, split=split)
+    model = train_model(dataset)
+    summary = {
+        "model_version": model.version,
+        "out": str(out),
+        "rows": len(dataset.frame),
+        "skipped": dataset.skipped,
+        "training_seconds": model.manifest["training_seconds"],
+    }
+    if eval_split:
+        held_out = load_appeals(data, split=eval_split)
+        metrics = headline(evaluate_model(model, held_out.frame, out / "reports" / eval_split))
+        model.manifest["metrics"] = {eval_split: metrics}
+        summary["metrics"] = {eval_split: metrics}
+    model.save(out)
+    _print_json(summary)
+
+
+@contextmanager
+def _open_text(path: str, mode: str) -> Iterator[TextIO]:
+    if path == "-":
+        yield sys.stdin if mode == "r" else sys.stdout
+        return
+    try:
+        fh = open(path, mode, encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot open {path}: {exc.strerror}") from exc
+    with fh:
+        yield fh
+
+
+@app.command()
+def predict(
+    model: ModelOpt,
+    input: Annotated[str, typer.Option("--input", help="JSON Lines of appeals, - for stdin")],
+    output: Annotated[str, typer.Option("--output", help="JSON Lines out, - for stdout")] = "-",
+    batch_size: Annotated[int, typer.Option(min=1)] = 1000,
+    explain: Annotated[bool, typer.Option(help="add the words behind each decision")] = False,
+) -> None:
+    """Batch prediction: one output line per input line, in the same order."""
+    from cur_ml.model import load_model
+    from cur_ml.predict_io import predict_lines
+
+    routing = load_model(model)
+    with _open_text(input, "r") as src, _open_text(output, "w") as dst:
+        bad = predict_lines(routing, src, dst, batch_size=batch_size, explain=explain)
+    if bad:
+        typer.echo(f'cur-ml: {bad} input line(s) could not be used; see their "error"', err=True)
+
+
+@app.command()
+def evaluate(
+    model: ModelOpt,
+    data: DataOpt,
+    split: SplitOpt = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="report directory (default: MODEL_DIR/reports/<split or file>)"
+        ),
+    ] = None,
+) -> None:
+    """Print per-head figures as JSON; write the human report under the model directory."""
+    from cur_ml.data import load_appeals
+    from cur_ml.model import load_model
+    from cur_ml.model.training import evaluate_model, headline
+
+    routing = load_model(model)
+    dataset = load_appeals(data, split=split)
+    where = report or model / "reports" / (split or data[0].name.split(".")[0])
+    metrics = headline(evaluate_model(routing, dataset.frame, where))
+    metrics["model_version"] = routing.version
+    metrics["report"] = str(where / "report.md")
+    _print_json(metrics)
+
+
+@app.command()
+def quickstart() -> None:
+    """Train the default model on the bundled demo data if missing, then print its evaluation."""
+    from cur_ml.data import load_appeals
+    from cur_ml.model.training import ensure_default_model, evaluate_model, headline
+    from cur_ml.settings import Settings
+
+    settings = Settings()
+    model, trained = ensure_default_model(settings.model_dir, settings.demo_data)
+    typer.echo(
+        ("trained" if trained else "loaded") + f" model {model.version} at {settings.model_dir}",
+        err=True,
+    )
+    dev = load_appeals([settings.demo_data], split="dev")
+    _print_json(headline(evaluate_model(model, dev.frame, settings.model_dir / "reports" / "dev")))
+
+
+def main() -> None:
+    """Entry point: domain errors become one line on stderr and a non-zero exit."""
+    try:
+        app()
+    except CurMlError as exc:
+        _fail(exc.message)
+    except KeyboardInterrupt:
+        _fail("interrupted")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The served unit: a fitted classifier + its manifest, saved with joblib and checked by sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from cur_ml.data import records_to_frame
+from cur_ml.errors import ModelError, ModelIntegrityError
+from cur_ml.model.classifier import AppealClassifier
+from cur_ml.model.explain import explain_heads
+from cur_ml.model.output import build_predictions
+from cur_ml.model.review import ReviewPolicy
+
+__all__ = ["MANIFEST_NAME", "MODEL_FILE", "RoutingModel", "library_versions", "load_model"]
+
+log = logging.getLogger(__name__)
+MODEL_FILE = "model.joblib"
+MANIFEST_NAME = "manifest.json"
+_LIBRARIES = ("cur-ml", "scikit-learn", "numpy", "scipy", "spacy", "pymorphy3", "pandas")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class RoutingModel:
+    """A fitted `AppealClassifier` with its manifest (version, data hash, labels, metrics)."""
+
+    classifier: AppealClassifier
+    manifest: dict[str, Any] = field(default_factory=dict)
+    policy: ReviewPolicy = field(default_factory=ReviewPolicy)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", "unversioned"))
+
+    @staticmethod
+    def new_version(data_sha256: str) -> str:
+        return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{data_sha256[:8]}"
+
+    def predict(self, records: list[dict] | pd.DataFrame, explain: bool = False) -> list[dict]:
+        """Predictions for a batch, in input order; a single appeal is a batch of one."""
+        frame = records_to_frame(records).reset_index(drop=True)
+        if frame.empty:
+            return []
+        scores = self.classifier.score(frame)
+        out = build_predictions(self.classifier, frame, scores, self.policy, self.version)
+        for i, pred in enumerate(out):
+            rid = pred["id"]
+            pred["id"] = None if rid is None or (isinstance(rid, float) and np.isnan(rid)) else rid
+            pred["model_version"] = self.version
+            if explain:
+                pred["explanation"] = explain_heads(self.classifier, frame.iloc[i], pred)
+        return out
+
+    def label_sets(self) -> dict[str, list[str]]:
+        tax = self.classifier.taxonomy_
+        return {
+            "category": tax.categories,
+            "reason": tax.reasons,
+            "urgency": ["high", "medium", "low"],
+            "agency": tax.agencies,
+        }
+
+    # --------------------------------------------------------------- disk
+    def save(self, directory: str | Path) -> Path:
+        """Write model.joblib and manifest.json (with the file's sha256) into `directory`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / (MODEL_FILE + ".tmp")
+        joblib.dump({"classifier": self.classifier, "policy": self.policy}, tmp, compress=3)
+        tmp.replace(directory / MODEL_FILE)
+        self.manifest.update(
+            model_file=MODEL_FILE,
+            model_sha256=_sha256(directory / MODEL_FILE),
+            libraries=library_versions(),
+            labels=self.label_sets(),
+        )
+        manifest_tmp = directory / (MANIFEST_NAME + ".tmp")
+        manifest_tmp.write_text(
+            json.dumps(self.manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        manifest_tmp.replace(directory / MANIFEST_NAME)
+        return directory
+
+
+def load_model(directory: str | Path) -> RoutingModel:
+    """Load a saved model; refuse when the file does not match its manifest."""
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise ModelError(f"no model at {directory}: {MANIFEST_NAME} is missing (train one first)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelIntegrityError(f"{manifest_path} is not valid JSON: {exc}") from exc
+    model_path = directory / manifest.get("model_file", MODEL_FILE)
+    if not model_path.is_file():
+        raise ModelError(f"model file missing: {model_path}")
+    actual = _sha256(model_path)
+    if actual != manifest.get("model_sha256"):
+        raise ModelIntegrityError(
+            f"{model_path} does not match its manifest (sha256 {actual[:12]}… ≠ "
+            f"{str(manifest.get('model_sha256'))[:12]}…): refusing to load"
+        )
+    mismatched = {
+        k: (v, manifest.get("libraries", {}).get(k))
+        for k, v in library_versions().items()
+        if k in ("scikit-learn", "numpy") and manifest.get("libraries", {}).get(k) != v
+    }
+    if mismatched:
+        log.warning("model trained with other library versions (now, then): %s", mismatched)
+    payload = joblib.load(model_path)
+    return RoutingModel(payload["classifier"], manifest, payload.get("policy", ReviewPolicy()))

@@ -1,0 +1,93 @@
+"""HeadScores → prediction records (plain dicts, the shape of the CONTRACT)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from cur_ml.model.classifier import HEADS, AppealClassifier, HeadScores
+from cur_ml.model.review import ReviewPolicy, text_issues
+
+__all__ = ["build_predictions", "due_at"]
+
+
+def due_at(created_at: str, deadline_days: int, now: datetime | None = None) -> str:
+    """Deadline as ISO 8601: `created_at` (or now when absent/unparseable) + deadline days."""
+    start = pd.to_datetime(created_at, errors="coerce") if created_at else pd.NaT
+    base = (now or datetime.now(UTC)).replace(microsecond=0) if pd.isna(start) else start
+    return (base + timedelta(days=int(deadline_days))).isoformat()
+
+
+def _top3(labels: np.ndarray, row: np.ndarray) -> list[dict]:
+    best = np.argsort(-row)[:3]
+    return [{"label": str(labels[i]), "confidence": round(float(row[i]), 4)} for i in best]
+
+
+def build_predictions(
+    model: AppealClassifier,
+    frame: pd.DataFrame,
+    scores: HeadScores,
+    policy: ReviewPolicy,
+    model_version: str,
+) -> list[dict]:
+    """One dict per appeal, in input order."""
+    tax = model.taxonomy_
+    out = []
+    for i, rec in enumerate(frame.itertuples(index=False)):
+        reason = str(scores.labels["reason"][scores.decoded["reason"][i]])
+        district = rec.district if rec.district in tax.districts else ""
+        chosen = {
+            "reason": reason,
+            "category": tax.category_of[reason],
+            "urgency": tax.urgency_of[reason],
+        }
+        alternatives, confidence, issues = {}, {}, []
+        for head in ("category", "reason", "urgency"):
+            labels, row = scores.labels[head], scores.proba[head][i]
+            top = _top3(labels, row)
+            alternatives[head] = top
+            p_chosen = float(row[list(labels).index(chosen[head])])
+            confidence[head] = round(p_chosen, 4)
+            runner_up = max(
+                (t["confidence"] for t in top if t["label"] != chosen[head]), default=0.0
+            )
+            issues += policy.head_issues(head, p_chosen, runner_up)
+        agency, agency_alts, p_agency, runner = _agency(model, scores, i, district)
+        chosen["agency"], alternatives["agency"], confidence["agency"] = (
+            agency,
+            agency_alts,
+            p_agency,
+        )
+        issues += policy.head_issues("agency", p_agency, runner)
+        if rec.district and not district:
+            issues.append("unknown_district")
+        role = tax.role_of(agency, district)
+        if (reason, role) not in model.seen_reason_roles_:
+            issues.append("heads_disagree")
+        issues += text_issues(rec.text, scores.lemmas[i], policy.min_words)
+        deadline = tax.deadline_of[reason]
+        out.append(
+            {
+                "id": getattr(rec, "id", None) if hasattr(rec, "id") else None,
+                **{h: chosen[h] for h in HEADS},
+                "confidence": confidence,
+                "alternatives": alternatives,
+                "deadline_days": deadline,
+                "due_at": due_at(rec.created_at, deadline),
+                "needs_review": bool(issues),
+                "review_reasons": sorted(set(issues)),
+            }
+        )
+    return out
+
+
+def _agency(model: AppealClassifier, scores: HeadScores, i: int, district: str):
+    """Fill agency roles with the district; roles that need an unknown district drop out."""
+    tax, roles, row = model.taxonomy_, scores.labels["agency"], scores.proba["agency"][i]
+    filled = [(tax.agency_of(r, district), p) for r, p in zip(roles, row, strict=True)]
+    usable = sorted(((a, p) for a, p in filled if a is not None), key=lambda t: -t[1])
+    top = [{"label": a, "confidence": round(float(p), 4)} for a, p in usable[:3]]
+    runner = float(usable[1][1]) if len(usable) > 1 else 0.0
+    return usable[0][0], top, round(float(usable[0][1]), 4), runner

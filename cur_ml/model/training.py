@@ -1,0 +1,101 @@
+"""Train → evaluate → save: the stages every command and notebook goes through."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from cur_ml.data import Dataset, data_hash, load_appeals
+from cur_ml.model.bundle import RoutingModel, load_model
+from cur_ml.model.classifier import AppealClassifier
+from cur_ml.model.evaluate import head_metrics, predictions_frame
+from cur_ml.model.report import write_report
+
+__all__ = ["ensure_default_model", "evaluate_model", "headline", "train_model"]
+
+_STAGES = ("features", "calibration fit", "calibrate", "final fit")
+
+
+def train_model(
+    data: Dataset,
+    *,
+    params: dict | None = None,
+    sample_weight: np.ndarray | None = None,
+    show_progress: bool = True,
+    extra_manifest: dict | None = None,
+) -> RoutingModel:
+    """Fit a new model on `data` and give it a version and manifest."""
+    classifier = AppealClassifier(**(params or {}))
+    started = time.perf_counter()
+    with tqdm(
+        total=len(_STAGES), desc="training", unit="stage", disable=not show_progress, leave=False
+    ) as bar:
+
+        def step(name: str) -> None:
+            bar.set_postfix_str(name)
+            if bar.n < bar.total and name != "features":
+                bar.update(1)
+
+        classifier.fit(data.frame, sample_weight=sample_weight, progress=step)
+        bar.update(bar.total - bar.n)
+    sha = data_hash(data.frame)
+    manifest = {
+        "version": RoutingModel.new_version(sha),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training_seconds": round(time.perf_counter() - started, 2),
+        "data": {
+            "sha256": sha,
+            "rows": len(data.frame),
+            "paths": [str(p) for p in data.paths],
+            "skipped": data.skipped,
+        },
+        "params": classifier.get_params(),
+        "temperatures": {
+            "reason": classifier.reason_head_.temperature_,
+            "agency": classifier.agency_head_.temperature_,
+        },
+        "metrics": {},
+        **(extra_manifest or {}),
+    }
+    return RoutingModel(classifier, manifest)
+
+
+def evaluate_model(
+    model: RoutingModel, frame: pd.DataFrame, report_dir: Path | None = None
+) -> dict:
+    """Per-head figures on labelled appeals; writes the human report when `report_dir` is set."""
+    side = predictions_frame(model.predict(frame), frame)
+    metrics = head_metrics(side)
+    if report_dir is not None:
+        write_report(side, metrics, report_dir)
+    return metrics
+
+
+def ensure_default_model(
+    model_dir: Path, demo_data: Path, *, show_progress: bool = True
+) -> tuple[RoutingModel, bool]:
+    """Load the model at `model_dir`, training it on the demo data first if it is missing.
+
+    Returns the model and whether it was trained now.
+    """
+    if (model_dir / "manifest.json").exists():
+        return load_model(model_dir), False
+    train = load_appeals([demo_data], split="train")
+    model = train_model(train, show_progress=show_progress)
+    dev = load_appeals([demo_data], split="dev")
+    model.manifest["metrics"] = {"dev": headline(evaluate_model(model, dev.frame))}
+    model.save(model_dir)
+    return model, True
+
+
+def headline(metrics: dict) -> dict:
+    """The metrics worth keeping in a manifest (no reliability tables)."""
+    return {
+        k: ({m: v for m, v in val.items() if m != "reliability"} if isinstance(val, dict) else val)
+        for k, val in metrics.items()
+    }
