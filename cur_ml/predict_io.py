@@ -1,4 +1,4 @@
-"""JSON Lines in → predictions out, streamed in batches; a bad line gets an error line, not a crash."""
+"""JSON Lines in → predictions out, in batches; a bad line gets an error line, not a crash."""
 
 from __future__ import annotations
 

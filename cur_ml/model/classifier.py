@@ -167,7 +167,7 @@ class AppealClassifier(BaseEstimator):
         self.reason_head_ = LinearHead(C=self.reason_C).fit(X, reasons, sample_weight=reason_w)
         if not np.array_equal(self.reason_head_.classes_, np.array(self.taxonomy_.reasons)):
             raise AssertionError("reason head classes must follow the taxonomy order")
-        # In-sample decoded reasons: as informative as out-of-fold ones here, at a third of the cost.
+        # In-sample decoded reasons: as useful as out-of-fold ones here, at a third of the cost.
         decoded = self._decode_reason(self.reason_head_.predict_proba(X))
         self.agency_cross_ = CountVectorizer(
             token_pattern=r"\S+", lowercase=False, binary=True, dtype=np.float32

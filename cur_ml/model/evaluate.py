@@ -1,4 +1,4 @@
-"""Figures of a model on labelled appeals: per head accuracy, macro-F1, recall of `high`, calibration."""
+"""Figures of a model on labelled appeals: accuracy, macro-F1, recall of `high`, calibration."""
 
 from __future__ import annotations
 
