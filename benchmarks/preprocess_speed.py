@@ -4,7 +4,8 @@ Compares, in appeals per second (median of ``--repeats`` runs each):
 
 * ours, cold: ``RussianPreprocessor.transform`` on all texts with empty caches (a new
   tokenizer and lemmatizer per run; building them is reported as start-up, not timed);
-* ours, warm: the same, run again with the caches filled;
+* ours, warm: the same, run again with the caches filled; and one call per text on the
+  first ``--limit`` texts (the API's path: a single appeal is a batch of one);
 * spaCy's stock lemmatizer (``mode="pymorphy3"``) on the first ``--limit`` texts;
 * a plain regex tokenizer + ``lru_cache``-d pymorphy3, cold and warm, for reference.
 
@@ -101,52 +102,67 @@ def _regex_reference(morph: Any) -> Run:
     return lemmatize
 
 
+def _repeat(
+    make: Callable[[], Run], texts: Sequence[str], repeats: int
+) -> list[tuple[float, float]]:
+    """Time ``make()`` (a fresh contender each run: cold) ``repeats`` times."""
+    return [_timed(make(), texts) for _ in range(repeats)]
+
+
 def run(data_path: Path | str = DEFAULT_DATA, limit: int = 3000, repeats: int = 3) -> list[dict]:
     """Time every contender on the appeals at ``data_path``; one dict per table row."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    texts = load_texts(Path(data_path))
-    sample = texts[:limit]
-    rows: list[dict] = []
-
-    cold, startup = [], []
-    for _ in range(repeats):
-        transform, built = _fresh_ours()
-        startup.append(built)
-        cold.append(_timed(transform, texts))
-    rows.append(_row("ours, cold caches", len(texts), cold))
-    rows[-1]["startup_s"] = statistics.median(startup)
-    rows.append(
-        _row("ours, warm caches", len(texts), [_timed(transform, texts) for _ in range(repeats)])
-    )
-
-    stock = _stock_spacy()
-    rows.append(
-        _row(
-            "spaCy stock pymorphy3 lemmatizer",
-            len(sample),
-            [_timed(stock, sample) for _ in range(repeats)],
-        )
-    )
-
     from cur_ml.text.lemmatize import load_morph_analyzer
 
+    texts = load_texts(Path(data_path))
+    sample = texts[:limit]
+
+    startup: list[float] = []
+
+    def fresh_ours() -> Run:
+        transform, seconds = _fresh_ours()
+        startup.append(seconds)
+        return transform
+
+    cold = _repeat(fresh_ours, texts, repeats)
+    warm_ours = fresh_ours()
+    warm_ours(texts)
+
+    def one_by_one(batch: Sequence[str]) -> list[str]:
+        return [warm_ours([text])[0] for text in batch]
+
+    stock = _stock_spacy()
     morph = load_morph_analyzer()
-    ref_cold = [_timed(_regex_reference(morph), texts) for _ in range(repeats)]
-    rows.append(_row("regex + lru_cache pymorphy3, cold", len(texts), ref_cold))
-    ref = _regex_reference(morph)
-    ref(texts)
-    rows.append(
+    warm_ref = _regex_reference(morph)
+    warm_ref(texts)
+
+    rows = [
+        _row("ours, cold caches", len(texts), cold),
+        _row("ours, warm caches", len(texts), _repeat(lambda: warm_ours, texts, repeats)),
+        _row(
+            "ours, warm, one call per text",
+            len(sample),
+            _repeat(lambda: one_by_one, sample, repeats),
+        ),
+        _row(
+            "spaCy stock pymorphy3 lemmatizer", len(sample), _repeat(lambda: stock, sample, repeats)
+        ),
+        _row(
+            "regex + lru_cache pymorphy3, cold",
+            len(texts),
+            _repeat(lambda: _regex_reference(morph), texts, repeats),
+        ),
         _row(
             "regex + lru_cache pymorphy3, warm",
             len(texts),
-            [_timed(ref, texts) for _ in range(repeats)],
-        )
-    )
-
-    base = rows[2]["appeals_per_s"]
+            _repeat(lambda: warm_ref, texts, repeats),
+        ),
+    ]
+    base = next(r for r in rows if r["name"].startswith("spaCy stock"))["appeals_per_s"]
     for row in rows:
         row["vs_stock"] = row["appeals_per_s"] / base
+    rows[0]["startup_s"] = statistics.median(startup)
     return rows
 
 

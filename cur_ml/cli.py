@@ -27,7 +27,7 @@ ModelOpt = Annotated[Path, typer.Option("--model", help="model directory")]
 
 def _fail(message: str) -> None:
     typer.echo(f"cur-ml: error: {message}", err=True)
-    raise typer.Exit(2)
+    sys.exit(2)
 
 
 def _print_json(obj: object) -> None:

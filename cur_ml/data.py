@@ -173,7 +173,8 @@ def records_to_frame(records: Iterable[dict] | pd.DataFrame) -> pd.DataFrame:
         elif col not in frame:
             frame[col] = ""
         else:
-            frame[col] = frame[col].fillna("").astype(str).str.strip()
+            values = frame[col].astype(object)
+            frame[col] = values.where(values.notna(), "").astype(str).str.strip()
     return frame
 
 

@@ -71,6 +71,11 @@ def evaluate_model(
     """Per-head figures on labelled appeals; writes the human report when `report_dir` is set."""
     side = predictions_frame(model.predict(frame), frame)
     metrics = head_metrics(side)
+    known = model.label_sets()
+    # Labels the model never saw can only be wrong: say how many there were.
+    metrics["unseen_labels"] = {
+        head: int((~side[head].isin(labels)).sum()) for head, labels in known.items()
+    }
     if report_dir is not None:
         write_report(side, metrics, report_dir)
     return metrics

@@ -59,7 +59,7 @@ _NOT_SPACE = re.compile(r"\S*")
 _MASKS = re.compile(r"\*{2,}|\[[^\[\]\n]{1,40}\]|<[^<>\n]{1,40}>")
 _MASK_LETTERS = re.compile(r"[xх](?<![^\W\d_][xх])[xх]{2,}(?![^\W\d_])")
 # "т.е.", "т. к.", "т.д.", "т.п.": fillers whose letters would read as words ("д" = дом).
-_FILLERS = re.compile(r"т\.(?<![^\W\d_]т\.)[ \t]?[дпекчн]\.")
+_FILLERS = re.compile(r"т\.(?<![^\W\d_]т\.)[ \t]?[дпекчн](?:\.|(?![^\W\d_]))")
 # House letter after "лит"/"литер"/"литера" ("лит. А", "литА"): blank the letter only.
 _HOUSE_LETTER = re.compile(
     rf"лит(?<![^\W\d_]лит)(?:(?:ера?)?\.?[ \t]+|\.?)[а-жa-e]{_NOT_LETTER_AFTER}"

@@ -23,11 +23,15 @@ _PREPOSITIONS = """
 """
 _CONJUNCTIONS = """
 и а но или либо что чтобы если когда как так также тоже потому поэтому
-хотя пока будто словно ибо причем притом зато однако тогда чем нежели раз
+хотя пока будто словно ибо причем притом зато однако тогда чем нежели раз то
 """
 _PARTICLES = """
 ли же бы вот вон ведь даже лишь только уж еще уже именно разве неужели ну ка
 мол дескать якобы вроде типа
+"""
+# "т.к", "т.д" typed without dots; "др" of "и др."
+_ABBREVIATED_FILLERS = """
+тк тд тп тч др
 """
 _AUXILIARIES = """
 быть есть являться стать мочь
@@ -46,7 +50,16 @@ _SINGLE_LETTERS = "абвгдежзийклмнопрстуфхцчшщъыьэ�
 
 STOPWORDS: frozenset[str] = frozenset(
     " ".join(
-        (_PRONOUNS, _PREPOSITIONS, _CONJUNCTIONS, _PARTICLES, _AUXILIARIES, _ADVERBS, _POLITENESS)
+        (
+            _PRONOUNS,
+            _PREPOSITIONS,
+            _CONJUNCTIONS,
+            _PARTICLES,
+            _ABBREVIATED_FILLERS,
+            _AUXILIARIES,
+            _ADVERBS,
+            _POLITENESS,
+        )
     ).split()
 ) | frozenset(_SINGLE_LETTERS)
 """Lemmas dropped by ``RussianPreprocessor(drop_stopwords=True)``."""

@@ -2,11 +2,12 @@
 
 Changes to ``spacy.blank("ru").tokenizer``, each measured on 48,827 appeals:
 
-* the per-chunk cache holds 500,000 chunks instead of 10,000 (the corpus has ~60,000
-  distinct whitespace chunks, so the stock cache stops filling early);
+* the per-chunk cache holds 500,000 chunks instead of 10,000 (the normalised corpus
+  has ~55,000 distinct whitespace chunks, so the stock cache stops filling early);
 * no special-case table: with it, every call ends in a PhraseMatcher pass over all
-  tokens (two thirds of the tokenizer's time). Abbreviations it covered ("ул.", "д.")
-  are expanded by :data:`cur_ml.text.lemmatize.ABBREVIATIONS` instead;
+  tokens (~90% of the warm tokenizer's time). The abbreviations it kept whole ("ул.",
+  "д.") come out as "ул" + "." and are expanded by
+  :data:`cur_ml.text.lemmatize.ABBREVIATIONS` instead;
 * no URL matcher: URLs are already placeholders, and on lowercased text it took
   "ул.марата" or "уборка.требуется" for one web address;
 * its private vocabulary computes no lexical attributes (shape, like_num, norm...)

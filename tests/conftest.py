@@ -1,0 +1,46 @@
+"""Shared fixtures: the demo data, a model trained on it once per session, the real data if present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cur_ml.data import load_appeals
+from cur_ml.model.training import train_model
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "datasets" / "demo" / "appeals.csv"
+SHARED = REPO.parent / "shared" / "datasets" / "spb" / "appeals.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def demo_path() -> Path:
+    return DEMO
+
+
+@pytest.fixture(scope="session")
+def demo_train():
+    return load_appeals([DEMO], split="train")
+
+
+@pytest.fixture(scope="session")
+def demo_dev():
+    return load_appeals([DEMO], split="dev")
+
+
+@pytest.fixture(scope="session")
+def demo_model(demo_train):
+    return train_model(demo_train, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(demo_model, tmp_path_factory) -> Path:
+    return demo_model.save(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="session")
+def shared_appeals() -> Path:
+    if not SHARED.exists():
+        pytest.skip(f"real data not found at {SHARED} (only CI and team machines have ../shared)")
+    return SHARED
