@@ -4,7 +4,7 @@ Only words that say nothing about the topic of an appeal. Negation (``не``, ``
 ``ни``, ``нельзя``) stays: "нет воды" and "не работает" are the topic. Place words
 (``дом``, ``двор``, ``улица``, ``подъезд``) stay too.
 
-SpaCy splits hyphenated words, so no entry has a hyphen ("что-то" -> "что", "то").
+The tokenizer splits hyphenated words, so no entry has a hyphen ("что-то": "что", "то").
 """
 
 from __future__ import annotations
