@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +22,13 @@ from cur_ml.errors import DataError
 __all__ = [
     "INPUT_COLUMNS",
     "LABEL_COLUMNS",
+    "Columns",
     "Dataset",
+    "appeal_columns",
     "data_hash",
     "load_appeals",
     "records_to_frame",
+    "take",
 ]
 
 log = logging.getLogger(__name__)
@@ -174,8 +178,55 @@ def records_to_frame(records: Iterable[dict] | pd.DataFrame) -> pd.DataFrame:
             frame[col] = ""
         else:
             values = frame[col].astype(object)
-            frame[col] = values.where(values.notna(), "").astype(str).str.strip()
+            values = values.where(values.notna(), "").astype(str)
+            # The text stays as written: explanations are offsets into it.
+            frame[col] = values if col == "text" else values.str.strip()
     return frame
+
+
+#: A batch of appeals as column → values (the prediction path avoids pandas' per-call cost).
+Columns = dict[str, list]
+
+
+def _as_str(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value.strip() if isinstance(value, str) else str(value).strip()
+
+
+def _as_coordinate(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return number if abs(number) < 1e6 else math.nan
+
+
+def appeal_columns(records: Iterable[dict] | pd.DataFrame) -> Columns:
+    """Appeals as columns with every input field present and typed, plus `id`.
+
+    Same coercion as `records_to_frame`: strings ("" when missing), lat/lon floats
+    (NaN when missing, not a number or absurd).
+    """
+    if isinstance(records, pd.DataFrame):
+        frame = records_to_frame(records)
+        cols = {c: frame[c].tolist() for c in INPUT_COLUMNS}
+        cols["id"] = frame["id"].tolist() if "id" in frame else [None] * len(frame)
+        return cols
+    rows = list(records)
+    cols = {c: [_as_str(r.get(c)) for r in rows] for c in INPUT_COLUMNS if c not in ("lat", "lon")}
+    cols["text"] = [
+        r.get("text") if isinstance(r.get("text"), str) else _as_str(r.get("text")) for r in rows
+    ]
+    cols["lat"] = [_as_coordinate(r.get("lat")) for r in rows]
+    cols["lon"] = [_as_coordinate(r.get("lon")) for r in rows]
+    cols["id"] = [r.get("id") for r in rows]
+    return cols
+
+
+def take(columns: Columns, index: Sequence[int]) -> Columns:
+    """The rows `index` of a column batch."""
+    return {c: [values[i] for i in index] for c, values in columns.items()}
 
 
 def data_hash(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:

@@ -11,8 +11,11 @@ from cur_ml.model.evaluate import head_metrics, predictions_frame
 __all__ = ["accuracy_by", "compare_models", "side_by_side"]
 
 
-def side_by_side(model: RoutingModel, frame: pd.DataFrame, keep: tuple[str, ...] = (
-        "district", "city_object", "created_at")) -> pd.DataFrame:
+def side_by_side(
+    model: RoutingModel,
+    frame: pd.DataFrame,
+    keep: tuple[str, ...] = ("district", "city_object", "created_at"),
+) -> pd.DataFrame:
     """Truth and prediction per appeal, with the columns in `keep` for grouping."""
     side = predictions_frame(model.predict(frame), frame)
     for col in keep:
@@ -24,8 +27,11 @@ def side_by_side(model: RoutingModel, frame: pd.DataFrame, keep: tuple[str, ...]
 def accuracy_by(side: pd.DataFrame, head: str, by: str, min_count: int = 1) -> pd.DataFrame:
     """Accuracy of one head per value of `by` (e.g. agency per district), worst first."""
     correct = (side[head] == side[f"{head}_pred"]).rename("correct")
-    table = correct.groupby(side[by]).agg(["count", "mean"]).rename(
-        columns={"count": "appeals", "mean": "accuracy"})
+    table = (
+        correct.groupby(side[by])
+        .agg(["count", "mean"])
+        .rename(columns={"count": "appeals", "mean": "accuracy"})
+    )
     table = table[table["appeals"] >= min_count].sort_values("accuracy")
     return table.round({"accuracy": 4}).reset_index()
 

@@ -16,7 +16,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from cur_ml.data import records_to_frame
+from cur_ml.data import appeal_columns
 from cur_ml.errors import ModelError, ModelIntegrityError
 from cur_ml.model.classifier import AppealClassifier
 from cur_ml.model.explain import explain_heads
@@ -67,8 +67,8 @@ class RoutingModel:
 
     def predict(self, records: list[dict] | pd.DataFrame, explain: bool = False) -> list[dict]:
         """Predictions for a batch, in input order; a single appeal is a batch of one."""
-        frame = records_to_frame(records).reset_index(drop=True)
-        if frame.empty:
+        frame = appeal_columns(records)
+        if not frame["text"]:
             return []
         scores = self.classifier.score(frame)
         out = build_predictions(self.classifier, frame, scores, self.policy, self.version)
@@ -77,7 +77,8 @@ class RoutingModel:
             pred["id"] = None if rid is None or (isinstance(rid, float) and np.isnan(rid)) else rid
             pred["model_version"] = self.version
             if explain:
-                pred["explanation"] = explain_heads(self.classifier, frame.iloc[i], pred)
+                appeal = {c: values[i] for c, values in frame.items()}
+                pred["explanation"] = explain_heads(self.classifier, appeal, pred)
         return out
 
     def label_sets(self) -> dict[str, list[str]]:

@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.utils.validation import check_is_fitted
 
+from cur_ml.data import Columns, appeal_columns, take
 from cur_ml.model.features import AppealFeaturizer
 from cur_ml.model.heads import LinearHead
 from cur_ml.model.taxonomy import Taxonomy
@@ -42,13 +43,12 @@ class HeadScores:
         self.labels, self.proba, self.decoded, self.lemmas = labels, proba, decoded, lemmas
 
 
-def _indicator(keys: np.ndarray, mapping: dict[str, str]) -> tuple[np.ndarray, sp.csr_matrix]:
+def _indicator(keys: np.ndarray, mapping: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
     """Columns = distinct mapped values; M[i, j] = 1 when keys[i] maps to value j."""
     values = np.array(sorted({mapping[k] for k in keys}))
     col = {v: j for j, v in enumerate(values)}
-    rows = np.arange(len(keys))
-    cols = np.array([col[mapping[k]] for k in keys])
-    m = sp.csr_matrix((np.ones(len(keys), np.float32), (rows, cols)), (len(keys), len(values)))
+    m = np.zeros((len(keys), len(values)), dtype=np.float64)
+    m[np.arange(len(keys)), [col[mapping[k]] for k in keys]] = 1.0
     return values, m
 
 
@@ -104,13 +104,14 @@ class AppealClassifier(BaseEstimator):
         step = progress or (lambda _msg: None)
         frame = frame.reset_index(drop=True)
         self.taxonomy_ = tax = Taxonomy.from_labels(frame)
+        cols = appeal_columns(frame)
         step("features")
         self.featurizer_ = AppealFeaturizer(
             min_df=self.min_df,
             city_object_dropout=self.city_object_dropout,
             random_state=self.random_state,
         )
-        X = self.featurizer_.fit_transform(frame)
+        X = self.featurizer_.fit_transform(cols)
         roles = np.array(
             [tax.role_of(a, d) for a, d in zip(frame["agency"], frame["district"], strict=True)]
         )
@@ -119,6 +120,7 @@ class AppealClassifier(BaseEstimator):
         recency = _recency_weights(frame["created_at"], self.agency_half_life_days)
         agency_w = base_w if recency is None else base_w * recency
         self._set_maps()
+        self.roles_ = sorted(set(roles))
 
         n_cal = int(len(frame) * self.calibration_share)
         temperatures = {"reason": 0.1, "agency": 0.1}
@@ -135,12 +137,12 @@ class AppealClassifier(BaseEstimator):
                 X[fit_idx],
                 reasons[fit_idx],
                 roles[fit_idx],
-                frame.iloc[fit_idx],
+                take(cols, fit_idx),
                 base_w[fit_idx],
                 agency_w[fit_idx],
             )
             step("calibrate")
-            cal = frame.iloc[cal_idx]
+            cal = take(cols, cal_idx)
             self.reason_head_.calibrate(X[cal_idx], reasons[cal_idx])
             decoded = self._decode_reason(self.reason_head_.predict_proba(X[cal_idx]))
             self.agency_head_.calibrate(
@@ -151,7 +153,7 @@ class AppealClassifier(BaseEstimator):
                 "agency": self.agency_head_.temperature_,
             }
         step("final fit")
-        self._fit_heads(X, reasons, roles, frame, base_w, agency_w)
+        self._fit_heads(X, reasons, roles, cols, base_w, agency_w)
         self.reason_head_.temperature_ = temperatures["reason"]
         self.agency_head_.temperature_ = temperatures["agency"]
         self.seen_reason_roles_ = set(zip(reasons, roles, strict=True))
@@ -164,9 +166,10 @@ class AppealClassifier(BaseEstimator):
         self.urgencies_, self.reason_to_urgency_ = _indicator(reasons, tax.urgency_of)
 
     def _fit_heads(self, X, reasons, roles, frame, reason_w, agency_w) -> None:
-        self.reason_head_ = LinearHead(C=self.reason_C).fit(X, reasons, sample_weight=reason_w)
-        if not np.array_equal(self.reason_head_.classes_, np.array(self.taxonomy_.reasons)):
-            raise AssertionError("reason head classes must follow the taxonomy order")
+        # Every reason of the taxonomy, even one only the calibration rows have.
+        self.reason_head_ = LinearHead(C=self.reason_C).fit(
+            X, reasons, sample_weight=reason_w, classes=self.taxonomy_.reasons
+        )
         # In-sample decoded reasons: as useful as out-of-fold ones here, at a third of the cost.
         decoded = self._decode_reason(self.reason_head_.predict_proba(X))
         self.agency_cross_ = CountVectorizer(
@@ -174,18 +177,20 @@ class AppealClassifier(BaseEstimator):
         )
         self.agency_cross_.fit(self._cross_tokens(decoded, frame))
         self.agency_head_ = LinearHead(C=self.agency_C).fit(
-            self._agency_features(X, decoded, frame), roles, sample_weight=agency_w
+            self._agency_features(X, decoded, frame),
+            roles,
+            sample_weight=agency_w,
+            classes=self.roles_,
         )
 
     # -------------------------------------------------------------- predict
     def _decode_reason(self, p_reason: np.ndarray) -> np.ndarray:
         """Category by its marginal, then the best reason inside it (never contradictory)."""
-        p_cat = np.asarray(p_reason @ self.reason_to_category_.toarray())
-        best_cat = p_cat.argmax(axis=1)
-        member = self.reason_to_category_.toarray()[:, best_cat].T.astype(bool)
+        best_cat = (p_reason @ self.reason_to_category_).argmax(axis=1)
+        member = self.reason_to_category_[:, best_cat].T.astype(bool)
         return np.where(member, p_reason, -1.0).argmax(axis=1)
 
-    def _cross_tokens(self, reason_index: np.ndarray, frame: pd.DataFrame) -> list[str]:
+    def _cross_tokens(self, reason_index: np.ndarray, frame: Columns) -> list[str]:
         return [
             f"r={r} rd={r}|{'_'.join(d.split())}"
             for r, d in zip(reason_index, frame["district"], strict=True)
@@ -196,12 +201,13 @@ class AppealClassifier(BaseEstimator):
             [X, self.agency_cross_.transform(self._cross_tokens(reason_index, frame))], format="csr"
         )
 
-    def score(self, frame: pd.DataFrame) -> HeadScores:
-        """Probabilities of every head for a frame of appeals (prepared by `records_to_frame`)."""
+    def score(self, frame: Columns | pd.DataFrame) -> HeadScores:
+        """Probabilities of every head for a batch of appeals (see `appeal_columns`)."""
         check_is_fitted(self, "agency_head_")
-        frame = frame.reset_index(drop=True)
-        known = frame["district"].isin(self.taxonomy_.districts)
-        frame = frame.assign(district=frame["district"].where(known, ""))
+        if isinstance(frame, pd.DataFrame):
+            frame = appeal_columns(frame)
+        known = self.taxonomy_.districts
+        frame = {**frame, "district": [d if d in known else "" for d in frame["district"]]}
         lemmas = self.featurizer_.preprocessor_.transform(frame["text"])
         X = self.featurizer_.transform(frame, lemmas=lemmas)
         p_reason = self.reason_head_.predict_proba(X)
@@ -216,8 +222,8 @@ class AppealClassifier(BaseEstimator):
             },
             proba={
                 "reason": p_reason,
-                "category": np.asarray(p_reason @ self.reason_to_category_.toarray()),
-                "urgency": np.asarray(p_reason @ self.reason_to_urgency_.toarray()),
+                "category": p_reason @ self.reason_to_category_,
+                "urgency": p_reason @ self.reason_to_urgency_,
                 "agency": p_role,
             },
             decoded={"reason": reason_idx},

@@ -9,7 +9,6 @@ object-type crosses add to their word.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from cur_ml.model.classifier import AppealClassifier
 
@@ -39,7 +38,7 @@ def _token_pushes(
 
 
 def explain_heads(
-    model: AppealClassifier, appeal: pd.Series, prediction: dict, top: int = 5
+    model: AppealClassifier, appeal: dict, prediction: dict, top: int = 5
 ) -> dict[str, list[dict]]:
     """Per head, up to `top` words (start, end, text, weight) that pushed towards its label.
 
@@ -59,7 +58,7 @@ def explain_heads(
         if not len(where) or not tokens:
             out[head] = []
             continue
-        push = _token_pushes(model, lemmas, appeal["city_object"], linear.coef_[where[0]])
+        push = _token_pushes(model, lemmas, appeal["city_object"], linear.weights_[:, where[0]])
         floor = 0.1 * push.max()  # words far weaker than the strongest one explain nothing
         order = [i for i in np.argsort(-push)[:top] if push[i] > 0 and push[i] >= floor]
         out[head] = [

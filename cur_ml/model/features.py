@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
+from cur_ml.data import Columns, appeal_columns
 from cur_ml.text import RussianPreprocessor
 
 __all__ = ["AppealFeaturizer", "meta_tokens"]
@@ -23,7 +24,7 @@ def _slug(value: str) -> str:
     return "_".join(value.split())
 
 
-def meta_tokens(frame: pd.DataFrame) -> list[str]:
+def meta_tokens(frame: Columns) -> list[str]:
     """Place and object type as tokens: 'obj=Дом dist=Невский muni=... addr=1'."""
     out = []
     for obj, dist, muni, addr in zip(
@@ -44,7 +45,11 @@ def meta_tokens(frame: pd.DataFrame) -> list[str]:
     return out
 
 
-def _crosses(lemmas: list[str], objects: pd.Series) -> list[str]:
+def _columns(frame: Columns | pd.DataFrame) -> Columns:
+    return appeal_columns(frame) if isinstance(frame, pd.DataFrame) else frame
+
+
+def _crosses(lemmas: list[str], objects: list[str]) -> list[str]:
     return [
         " ".join(f"{_slug(obj)}|{w}" for w in lem.split()) if obj else ""
         for lem, obj in zip(lemmas, objects, strict=True)
@@ -75,11 +80,12 @@ class AppealFeaturizer(BaseEstimator, TransformerMixin):
         self.city_object_dropout = city_object_dropout
         self.random_state = random_state
 
-    def fit(self, frame: pd.DataFrame, y: object = None) -> AppealFeaturizer:
+    def fit(self, frame: Columns | pd.DataFrame, y: object = None) -> AppealFeaturizer:
         self.fit_transform(frame)
         return self
 
-    def fit_transform(self, frame: pd.DataFrame, y: object = None) -> sp.csr_matrix:
+    def fit_transform(self, frame: Columns | pd.DataFrame, y: object = None) -> sp.csr_matrix:
+        frame = _columns(frame)
         self.preprocessor_ = RussianPreprocessor().fit(frame["text"])
         lemmas = self.preprocessor_.transform(frame["text"])
         frame = self._drop_objects(frame)
@@ -109,16 +115,20 @@ class AppealFeaturizer(BaseEstimator, TransformerMixin):
         self.n_text_features_ = blocks[0].shape[1]
         return sp.hstack(blocks, format="csr")
 
-    def _drop_objects(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _drop_objects(self, frame: Columns) -> Columns:
         if not self.city_object_dropout:
             return frame
         rng = np.random.default_rng(self.random_state)
-        hide = rng.random(len(frame)) < self.city_object_dropout
-        return frame.assign(city_object=frame["city_object"].where(~hide, ""))
+        hide = rng.random(len(frame["city_object"])) < self.city_object_dropout
+        objects = ["" if h else obj for h, obj in zip(hide, frame["city_object"], strict=True)]
+        return {**frame, "city_object": objects}
 
-    def transform(self, frame: pd.DataFrame, lemmas: list[str] | None = None) -> sp.csr_matrix:
+    def transform(
+        self, frame: Columns | pd.DataFrame, lemmas: list[str] | None = None
+    ) -> sp.csr_matrix:
         """Features of `frame`; pass `lemmas` when the texts were already lemmatised."""
         check_is_fitted(self, "meta_")
+        frame = _columns(frame)
         if lemmas is None:
             lemmas = self.preprocessor_.transform(frame["text"])
         return sp.hstack(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import pandas as pd
 
+from cur_ml.data import Columns
 from cur_ml.model.classifier import HEADS, AppealClassifier, HeadScores
 from cur_ml.model.review import ReviewPolicy, text_issues
 
@@ -15,8 +15,10 @@ __all__ = ["build_predictions", "due_at"]
 
 def due_at(created_at: str, deadline_days: int, now: datetime | None = None) -> str:
     """Deadline as ISO 8601: `created_at` (or now when absent/unparseable) + deadline days."""
-    start = pd.to_datetime(created_at, errors="coerce") if created_at else pd.NaT
-    base = (now or datetime.now(UTC)).replace(microsecond=0) if pd.isna(start) else start
+    try:
+        base = datetime.fromisoformat(created_at)
+    except (TypeError, ValueError):
+        base = (now or datetime.now(UTC)).replace(microsecond=0)
     return (base + timedelta(days=int(deadline_days))).isoformat()
 
 
@@ -27,7 +29,7 @@ def _top3(labels: np.ndarray, row: np.ndarray) -> list[dict]:
 
 def build_predictions(
     model: AppealClassifier,
-    frame: pd.DataFrame,
+    frame: Columns,
     scores: HeadScores,
     policy: ReviewPolicy,
     model_version: str,
@@ -35,9 +37,11 @@ def build_predictions(
     """One dict per appeal, in input order."""
     tax = model.taxonomy_
     out = []
-    for i, rec in enumerate(frame.itertuples(index=False)):
+    for i, (text, raw_district, created) in enumerate(
+        zip(frame["text"], frame["district"], frame["created_at"], strict=True)
+    ):
         reason = str(scores.labels["reason"][scores.decoded["reason"][i]])
-        district = rec.district if rec.district in tax.districts else ""
+        district = raw_district if raw_district in tax.districts else ""
         chosen = {
             "reason": reason,
             "category": tax.category_of[reason],
@@ -61,21 +65,21 @@ def build_predictions(
             p_agency,
         )
         issues += policy.head_issues("agency", p_agency, runner)
-        if rec.district and not district:
+        if raw_district and not district:
             issues.append("unknown_district")
         role = tax.role_of(agency, district)
         if (reason, role) not in model.seen_reason_roles_:
             issues.append("heads_disagree")
-        issues += text_issues(rec.text, scores.lemmas[i], policy.min_words)
+        issues += text_issues(text, scores.lemmas[i], policy.min_words)
         deadline = tax.deadline_of[reason]
         out.append(
             {
-                "id": getattr(rec, "id", None) if hasattr(rec, "id") else None,
+                "id": frame["id"][i],
                 **{h: chosen[h] for h in HEADS},
                 "confidence": confidence,
                 "alternatives": alternatives,
                 "deadline_days": deadline,
-                "due_at": due_at(rec.created_at, deadline),
+                "due_at": due_at(created, deadline),
                 "needs_review": bool(issues),
                 "review_reasons": sorted(set(issues)),
             }

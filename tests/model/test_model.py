@@ -118,3 +118,15 @@ def test_confidence_is_calibrated_on_demo(demo_model, demo_dev):
     for head in HEADS:
         assert metrics[head]["ece"] < 0.2, head
     assert np.isfinite(metrics["needs_review"]["rate"])
+
+
+def test_a_reason_seen_only_in_the_newest_rows_is_kept(demo_train):
+    from cur_ml.data import Dataset
+    from cur_ml.model.training import train_model
+
+    frame = demo_train.frame.copy()
+    newest = frame.iloc[[-1]].assign(reason="Совсем новая причина", created_at="2030-01-01")
+    data = Dataset(frame=__import__("pandas").concat([frame, newest], ignore_index=True),
+                   paths=demo_train.paths)
+    model = train_model(data, show_progress=False)  # the new reason falls in the calibration slice
+    assert "Совсем новая причина" in model.classifier.reason_head_.classes_
