@@ -141,6 +141,82 @@ def quickstart() -> None:
     _print_json(headline(evaluate_model(model, dev.frame, settings.model_dir / "reports" / "dev")))
 
 
+@app.command()
+def serve(
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="model directory (default: the default model, trained on the demo data "
+            "if missing)",
+        ),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="default: CUR_ML_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="default: CUR_ML_PORT or 8000")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="default: CUR_ML_WORKERS or 1")] = None,
+) -> None:
+    """Run the HTTP service (POST /v1/predict, /docs, /metrics)."""
+    from cur_ml.api.server import serve as run
+    from cur_ml.settings import Settings
+
+    run(Settings(), model_dir=model, host=host, port=port, workers=workers)
+
+
+corrections_app = typer.Typer(no_args_is_help=True, help="Operator corrections: import history.")
+app.add_typer(corrections_app, name="corrections")
+
+
+def _engine(settings):
+    from cur_ml.store import make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return engine
+
+
+@corrections_app.command("import")
+def corrections_import(
+    path: Annotated[Path, typer.Argument(help="CSV: appeal_id, at, field, old, new")],
+    data: DataOpt,
+    operator: Annotated[str, typer.Option(help="recorded as the operator")] = "import",
+) -> None:
+    """Load correction events against the labelled appeals of --data (ids must match)."""
+    from dataclasses import asdict
+
+    from cur_ml.data import load_appeals
+    from cur_ml.retrain.importer import import_corrections
+    from cur_ml.settings import Settings
+    from cur_ml.store.corrections import CorrectionRepository
+
+    settings = Settings()
+    dataset = load_appeals(data)
+    if "id" not in dataset.frame.columns:
+        raise DataError(f"{data[0]} has no 'id' column to match corrections against")
+    repo = CorrectionRepository(_engine(settings))
+    summary = import_corrections(
+        path, set(dataset.frame["id"].astype(str)), repo, operator=operator
+    )
+    _print_json(asdict(summary))
+
+
+@app.command()
+def retrain() -> None:
+    """Train a challenger on base data + all corrections; promote it if not worse on any head."""
+    from cur_ml.retrain.jobs import RetrainJobs
+    from cur_ml.settings import Settings
+
+    settings = Settings()
+    jobs = RetrainJobs(settings, _engine(settings))
+    run = jobs.start("cli")
+    if run is None:  # pragma: no cover - a fresh process has no job running
+        _fail("a retrain is already running")
+    jobs.wait()
+    done = jobs.runs.get(run.id)
+    _print_json(done.to_dict())
+    if done.status == "failed":
+        _fail(f"retrain failed: {done.error}")
+
+
 def main() -> None:
     """Entry point: domain errors become one line on stderr and a non-zero exit."""
     try:

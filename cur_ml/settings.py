@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["REPO_ROOT", "Settings"]
@@ -20,3 +21,52 @@ class Settings(BaseSettings):
     model_dir: Path = REPO_ROOT / "models" / "default"
     demo_data: Path = REPO_ROOT / "datasets" / "demo" / "appeals.csv"
     max_text_chars: int = 20_000
+
+    # --- MLflow -----------------------------------------------------------------
+    #: Tracking and registry store; a local SQLite file by default, or http://server:5000.
+    mlflow_tracking_uri: str = f"sqlite:///{REPO_ROOT / 'var' / 'mlflow.db'}"
+    #: Where a new experiment keeps its artifacts (None: MLflow's default for the URI).
+    mlflow_artifact_location: str | None = (REPO_ROOT / "var" / "mlartifacts").as_uri()
+    mlflow_experiment: str = "cur-ml"
+    #: Record runs in MLflow at all (tests of unrelated parts switch it off).
+    mlflow_enabled: bool = True
+
+    # --- retraining ---------------------------------------------------------------
+    #: Labelled base data of retraining (empty: the bundled demo data).
+    base_data: list[Path] = []
+    base_split: str | None = "train"
+    #: Rows of the base files both champion and challenger are judged on.
+    holdout_split: str = "dev"
+    #: A challenger is promoted unless some head's accuracy drops by more than this.
+    retrain_tolerance: float = 0.01
+    #: Weight of a corrected appeal in training relative to an uncorrected one.
+    corrected_weight: float = 2.0
+    #: Start a retrain by itself after this many new corrections (0: only on request).
+    retrain_after_corrections: int = 0
+
+    # --- HTTP service (`cur-ml serve`) ---------------------------------------------
+    #: Where predictions (and, later, corrections) are recorded; SQLite file by default.
+    database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'cur_ml.sqlite3'}"
+    #: Bearer tokens per role; an unset predict token leaves predict open,
+    #: unset operator/admin tokens disable those routes (the admin token passes every check).
+    predict_token: SecretStr | None = None
+    operator_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    #: Most appeals one `POST /v1/predict` may carry.
+    max_batch: int = Field(1_000, ge=1)
+    #: Largest request body accepted, in bytes (413 above it).
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    #: Merge requests that arrive while a prediction runs into one `predict` call (throughput).
+    coalesce_predictions: bool = True
+    #: Seconds between checks of the model directory's manifest.json (0: never; reload by hand).
+    model_poll_seconds: float = Field(3.0, ge=0)
+    #: Predictions waiting to be written before requests start to wait for the store.
+    store_queue_size: int = Field(10_000, ge=1)
+    #: Most predictions written in one INSERT.
+    store_batch_rows: int = Field(2_000, ge=1)
+    log_level: str = "INFO"
+    #: One JSON object per log line (False: plain text, for a terminal).
+    log_json: bool = True

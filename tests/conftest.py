@@ -1,4 +1,4 @@
-"""Shared fixtures: the demo data, a model trained on it once per session, the real data if present."""
+"""Shared fixtures: demo data, a model trained on it once per session, the real data if present."""
 
 from __future__ import annotations
 

@@ -44,10 +44,13 @@ def test_predict_keeps_order_and_shape(demo_model_dir):
         {"text": "яма на дороге", "source": "vk", "unknown_field": 1},
         {"id": 5},
     ]
-    stdin = "\n".join(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)
-                      for x in lines) + "\n"
-    done = run("predict", "--model", str(demo_model_dir), "--input", "-", "--output", "-",
-               stdin=stdin)
+    stdin = (
+        "\n".join(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in lines)
+        + "\n"
+    )
+    done = run(
+        "predict", "--model", str(demo_model_dir), "--input", "-", "--output", "-", stdin=stdin
+    )
     assert done.returncode == 0, done.stderr
     out = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(out) == 5
@@ -86,6 +89,7 @@ def test_missing_columns_and_unknown_split(tmp_path, demo_path):
     bad.write_text("id,text\n1,мусор\n", encoding="utf-8")
     done = run("train", "--data", str(bad), "--out", str(tmp_path / "m"))
     assert done.returncode != 0 and "missing column(s) category, reason, urgency, agency" in (
-        done.stderr)
+        done.stderr
+    )
     done = run("train", "--data", str(demo_path), "--split", "nosuch", "--out", str(tmp_path))
     assert done.returncode != 0 and "no rows with split == 'nosuch'" in done.stderr

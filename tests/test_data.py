@@ -18,9 +18,13 @@ def test_csv_gz_and_jsonl_read_alike(tmp_path):
     (tmp_path / "a.csv").write_text(HEADER + ROW, encoding="utf-8")
     with gzip.open(tmp_path / "a.csv.gz", "wt", encoding="utf-8") as fh:
         fh.write(HEADER + ROW)
-    record = dict(zip(HEADER.strip().split(","),
-                      ["1", "Мусор во дворе", "Благоустройство", "Мусор", "medium", "ЖА",
-                       "Невский"], strict=True))
+    record = dict(
+        zip(
+            HEADER.strip().split(","),
+            ["1", "Мусор во дворе", "Благоустройство", "Мусор", "medium", "ЖА", "Невский"],
+            strict=True,
+        )
+    )
     (tmp_path / "a.jsonl").write_text(json.dumps(record, ensure_ascii=False) + "\n")
     frames = [load_appeals([tmp_path / n]).frame for n in ("a.csv", "a.csv.gz", "a.jsonl")]
     for frame in frames:
@@ -28,9 +32,14 @@ def test_csv_gz_and_jsonl_read_alike(tmp_path):
 
 
 def test_broken_rows_are_skipped_and_counted(tmp_path):
-    body = (HEADER + ROW + '2,broken,row,with,too,many,fields,here,and,more\n'
-            + ROW.replace("1,", "3,", 1) + "4,,Фасад,Окраска,low,ЖА,Невский\n"
-            + "5,текст,Фасад,Окраска,urgent,ЖА,Невский\n")
+    body = (
+        HEADER
+        + ROW
+        + "2,broken,row,with,too,many,fields,here,and,more\n"
+        + ROW.replace("1,", "3,", 1)
+        + "4,,Фасад,Окраска,low,ЖА,Невский\n"
+        + "5,текст,Фасад,Окраска,urgent,ЖА,Невский\n"
+    )
     (tmp_path / "b.csv").write_text(body, encoding="utf-8")
     data = load_appeals([tmp_path / "b.csv"])
     assert list(data.frame["id"]) == ["1", "3"]
@@ -41,8 +50,11 @@ def test_broken_rows_are_skipped_and_counted(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"id,text\n1,x\n", "missing column"), (b"\xff\xfe\x00broken", "cannot read"),
-     (HEADER.encode(), "no usable rows")],
+    [
+        (b"id,text\n1,x\n", "missing column"),
+        (b"\xff\xfe\x00broken", "cannot read"),
+        (HEADER.encode(), "no usable rows"),
+    ],
 )
 def test_unusable_files_name_the_problem(tmp_path, content, message):
     path = tmp_path / "x.csv"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -11,8 +12,20 @@ from cur_ml.errors import ModelError, ModelIntegrityError
 from cur_ml.model import HEADS, load_model
 from cur_ml.model.training import evaluate_model
 
-REQUIRED = {"id", "category", "reason", "urgency", "agency", "confidence", "needs_review",
-            "model_version", "alternatives", "deadline_days", "due_at", "review_reasons"}
+REQUIRED = {
+    "id",
+    "category",
+    "reason",
+    "urgency",
+    "agency",
+    "confidence",
+    "needs_review",
+    "model_version",
+    "alternatives",
+    "deadline_days",
+    "due_at",
+    "review_reasons",
+}
 
 
 def test_predictions_are_consistent(demo_model, demo_dev):
@@ -27,7 +40,7 @@ def test_predictions_are_consistent(demo_model, demo_dev):
         for head in HEADS:
             alts = p["alternatives"][head]
             assert 1 <= len(alts) <= 3
-            assert all(a["confidence"] >= b["confidence"] for a, b in zip(alts, alts[1:]))
+            assert all(a["confidence"] >= b["confidence"] for a, b in pairwise(alts))
             assert 0.0 <= p["confidence"][head] <= 1.0
 
 
@@ -66,7 +79,7 @@ def test_refuses_a_tampered_model(demo_model, tmp_path):
         fh.write(b"tampered")
     with pytest.raises(ModelIntegrityError, match="does not match its manifest"):
         load_model(directory)
-    with pytest.raises(ModelError, match="manifest.json is missing"):
+    with pytest.raises(ModelError, match=r"manifest\.json is missing"):
         load_model(tmp_path / "nowhere")
 
 
@@ -108,7 +121,7 @@ def test_clear_text_is_confident_and_explained(demo_model):
     assert "лифт" in pred["reason"].lower()
     assert pred["agency"] == "СПб ГКУ ЖА Невского района"
     spans = pred["explanation"]["reason"]
-    assert spans and all(text[s["start"]:s["end"]] == s["text"] for s in spans)
+    assert spans and all(text[s["start"] : s["end"]] == s["text"] for s in spans)
     assert "лифт" in [s["text"].lower() for s in spans]
 
 
@@ -126,7 +139,9 @@ def test_a_reason_seen_only_in_the_newest_rows_is_kept(demo_train):
 
     frame = demo_train.frame.copy()
     newest = frame.iloc[[-1]].assign(reason="Совсем новая причина", created_at="2030-01-01")
-    data = Dataset(frame=__import__("pandas").concat([frame, newest], ignore_index=True),
-                   paths=demo_train.paths)
+    data = Dataset(
+        frame=__import__("pandas").concat([frame, newest], ignore_index=True),
+        paths=demo_train.paths,
+    )
     model = train_model(data, show_progress=False)  # the new reason falls in the calibration slice
     assert "Совсем новая причина" in model.classifier.reason_head_.classes_

@@ -15,8 +15,10 @@ def real_slice(shared_appeals):
     train = load_appeals([shared_appeals], split="train")
     dev = load_appeals([shared_appeals], split="dev")
     # The newest 12,000 training appeals and the first 3,000 of March: a minute, not ten.
-    return (Dataset(train.frame.tail(12_000).reset_index(drop=True), train.paths),
-            dev.frame.head(3_000).reset_index(drop=True))
+    return (
+        Dataset(train.frame.tail(12_000).reset_index(drop=True), train.paths),
+        dev.frame.head(3_000).reset_index(drop=True),
+    )
 
 
 def test_trains_on_real_slice_and_beats_text_only_baselines(real_slice):

@@ -1,0 +1,130 @@
+"""Shared dependencies as `Annotated` aliases: settings, the model slot, the store, roles.
+
+They are `async def` on purpose: they never block, and a plain `def` dependency would
+cost a thread-pool round trip per request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
+
+from cur_ml.api.batcher import DirectPredictor, PredictBatcher
+from cur_ml.api.errors import ApiError
+from cur_ml.api.metrics import ApiMetrics
+from cur_ml.api.model_slot import ModelNotReadyError, ModelSlot
+from cur_ml.settings import Settings
+from cur_ml.store.writer import PredictionWriter, StoreBusyError
+
+__all__ = [
+    "AdminAuth",
+    "MetricsDep",
+    "OperatorAuth",
+    "PredictAuth",
+    "PredictorDep",
+    "SettingsDep",
+    "SlotDep",
+    "WriterDep",
+]
+
+Role = Literal["predict", "operator", "admin"]
+
+
+async def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def _slot(request: Request) -> ModelSlot:
+    return request.app.state.slot
+
+
+async def _writer(request: Request) -> PredictionWriter:
+    writer = request.app.state.writer
+    if writer is None:
+        raise StoreBusyError("the prediction store is not open yet")
+    return writer
+
+
+async def _metrics(request: Request) -> ApiMetrics:
+    return request.app.state.metrics
+
+
+async def _predictor(request: Request) -> PredictBatcher | DirectPredictor:
+    predictor = request.app.state.predictor
+    if predictor is None:
+        raise ModelNotReadyError("the service is starting")
+    return predictor
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+SlotDep = Annotated[ModelSlot, Depends(_slot)]
+WriterDep = Annotated[PredictionWriter, Depends(_writer)]
+MetricsDep = Annotated[ApiMetrics, Depends(_metrics)]
+PredictorDep = Annotated[PredictBatcher | DirectPredictor, Depends(_predictor)]
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer TOKEN`")
+_ENV = {"predict": "CUR_ML_PREDICT_TOKEN", "operator": "CUR_ML_OPERATOR_TOKEN"}
+
+
+def _accepted(settings: Settings, role: Role) -> list[SecretStr]:
+    """Tokens that pass `role`: its own and the admin's (admin passes every check)."""
+    own = {
+        "predict": settings.predict_token,
+        "operator": settings.operator_token,
+        "admin": None,
+    }[role]
+    return [t for t in (own, settings.admin_token) if t is not None and t.get_secret_value()]
+
+
+def _open(settings: Settings) -> bool:
+    """Predict is open while no predict token is configured (an empty one counts as unset)."""
+    token = settings.predict_token
+    return token is None or not token.get_secret_value()
+
+
+def _matches(given: str, tokens: list[SecretStr]) -> bool:
+    raw = given.encode("utf-8", "surrogateescape")
+    # Compare against every token (no early exit) so timing tells nothing about which matched.
+    hits = [secrets.compare_digest(raw, t.get_secret_value().encode("utf-8")) for t in tokens]
+    return any(hits)
+
+
+def require(role: Role) -> Callable[..., Awaitable[None]]:
+    """Dependency checking the bearer token for `role`.
+
+    predict is open when CUR_ML_PREDICT_TOKEN is unset; operator and admin routes are
+    disabled (403) while no token can pass them.
+    """
+
+    async def check(
+        settings: SettingsDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if role == "predict" and _open(settings):
+            return
+        tokens = _accepted(settings, role)
+        if not tokens:
+            env = _ENV.get(role, "CUR_ML_ADMIN_TOKEN")
+            raise ApiError(403, "route_disabled", f"{role} routes are disabled: {env} is not set")
+        if credentials is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                f"this route needs the {role} role: send 'Authorization: Bearer TOKEN'",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        if not _matches(credentials.credentials, tokens):
+            raise ApiError(403, "forbidden", f"the token does not grant the {role} role")
+
+    check.__name__ = f"require_{role}"
+    return check
+
+
+PredictAuth = Annotated[None, Depends(require("predict"))]
+OperatorAuth = Annotated[None, Depends(require("operator"))]
+AdminAuth = Annotated[None, Depends(require("admin"))]

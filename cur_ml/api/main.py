@@ -1,0 +1,122 @@
+"""The FastAPI app: wiring only (state, middleware, error handlers, routers, lifespan)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from cur_ml.api.batcher import DirectPredictor, PredictBatcher
+from cur_ml.api.errors import install_error_handlers
+from cur_ml.api.metrics import ApiMetrics
+from cur_ml.api.middleware import RequestContextMiddleware
+from cur_ml.api.model_slot import ModelSlot
+from cur_ml.api.routers import health, metrics, model, predict
+from cur_ml.settings import Settings
+from cur_ml.store import PredictionRepository, PredictionWriter, make_engine, upgrade
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Сервис маршрутизации обращений граждан: по тексту обращения определяет
+**категорию**, **причину**, **срочность** и **ответственное ведомство**, срок ответа,
+нужна ли проверка оператором и какие слова обращения повлияли на решение.
+
+Каждый ответ записывается с `prediction_id`, на который ссылаются исправления операторов.
+
+Доступ: `Authorization: Bearer TOKEN`; роли `predict`, `operator`, `admin`
+(токены задаются переменными `CUR_ML_PREDICT_TOKEN`, `CUR_ML_OPERATOR_TOKEN`,
+`CUR_ML_ADMIN_TOKEN`).
+"""
+
+
+def _version() -> str:
+    try:
+        return version("cur-ml")
+    except PackageNotFoundError:
+        return "0"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start: model load (in the background), schema migrations, the store writer, the
+    request coalescer, the model watcher.
+
+    Stop (after uvicorn has let requests in flight finish): the watcher, the coalescer,
+    then the writer drains its queue, so no prediction is lost.
+    """
+    settings: Settings = app.state.settings
+    slot: ModelSlot = app.state.slot
+    slot.load_in_background()  # overlaps with the migrations; /readyz says when it is done
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    writer = PredictionWriter(
+        PredictionRepository(engine),
+        max_pending=settings.store_queue_size,
+        batch_rows=settings.store_batch_rows,
+    ).start()
+    app.state.writer = writer
+    predictor = (
+        PredictBatcher(
+            slot.require, max_appeals=settings.max_batch, on_batch=app.state.metrics.observe_merge
+        )
+        if settings.coalesce_predictions
+        else DirectPredictor(slot.require)
+    )
+    app.state.predictor = predictor.start()
+    slot.watch(settings.model_poll_seconds)
+    try:
+        yield
+    finally:
+        slot.stop()
+        predictor.close()
+        writer.close()
+        engine.dispose()
+        log.info("stopped", extra={"predictions_written": writer.written})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service for `settings` (read from CUR_ML_* when not given); nothing loads until start."""
+    settings = settings or Settings()
+    api_metrics = ApiMetrics()
+    app = FastAPI(
+        title="cur-ml",
+        version=_version(),
+        summary="Маршрутизация обращений граждан: тема, срочность, ведомство",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = api_metrics
+    app.state.writer = None
+    app.state.predictor = None
+    app.state.slot = slot = ModelSlot(
+        settings.model_dir,
+        on_swap=lambda routing_model: api_metrics.model_loaded(routing_model.version),
+        on_failure=api_metrics.model_failed,
+    )
+    api_metrics.watch(
+        "cur_ml_store_pending_rows",
+        "Predictions waiting to be written to the store.",
+        lambda: app.state.writer.pending if app.state.writer else 0,
+    )
+    api_metrics.watch(
+        "cur_ml_store_written_rows",
+        "Predictions written to the store since start.",
+        lambda: app.state.writer.written if app.state.writer else 0,
+    )
+    api_metrics.watch(
+        "cur_ml_model_ready", "1 once a model is loaded.", lambda: 1.0 if slot.ready else 0.0
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware, metrics=api_metrics, max_body_bytes=settings.max_body_bytes
+    )
+    for module in (predict, model, health, metrics):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,157 @@
+"""Prometheus metrics of one app (its own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from cur_ml.model.classifier import HEADS
+
+__all__ = ["ApiMetrics"]
+
+_LATENCY_BUCKETS = (
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+class ApiMetrics:
+    """Request counts and latencies per route, predictions per label, review rate, model version."""
+
+    def __init__(self, review_window: int = 1_000) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "cur_ml_http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "cur_ml_http_request_duration_seconds",
+            "Time from the request's arrival to the end of its answer, by route template.",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.predictions = Counter(
+            "cur_ml_predictions",
+            "Appeals predicted, by head and predicted label.",
+            ["head", "label"],
+            registry=registry,
+        )
+        self.appeals = Counter("cur_ml_appeals", "Appeals predicted.", registry=registry)
+        self.needs_review = Counter(
+            "cur_ml_needs_review", "Appeals predicted with needs_review = true.", registry=registry
+        )
+        self.review_reasons = Counter(
+            "cur_ml_review_reasons",
+            "Review reasons given, by reason (low_confidence:reason, not_russian, ...).",
+            ["reason"],
+            registry=registry,
+        )
+        self.review_rate = Gauge(
+            "cur_ml_needs_review_ratio",
+            f"Share of needs_review among the last {review_window} appeals predicted.",
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "cur_ml_predict_batch_appeals",
+            "Appeals per POST /v1/predict.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+            registry=registry,
+        )
+        self.merged_requests = Histogram(
+            "cur_ml_predict_merged_requests",
+            "Requests answered by one model.predict call (coalesced while a prediction ran).",
+            buckets=(1, 2, 3, 5, 8, 13, 21, 34, 55, 89),
+            registry=registry,
+        )
+        self.model_info = Gauge(
+            "cur_ml_model_info",
+            "The model being served (value 1, its version as a label).",
+            ["version"],
+            registry=registry,
+        )
+        self.model_loads = Counter(
+            "cur_ml_model_loads",
+            "Model loads (the first one and every reload), by outcome (ok, failed).",
+            ["outcome"],
+            registry=registry,
+        )
+        self._recent: deque[bool] = deque(maxlen=review_window)
+        self._recent_true = 0
+        self._lock = threading.Lock()
+        # labels() costs a lock and a hash per call; the children are kept (bounded by the
+        # label sets of the models served)
+        self._label_child: dict[tuple[str, str], Any] = {}
+        self._reason_child: dict[str, Any] = {}
+        self._version: str | None = None
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+    def observe_predictions(self, predictions: Iterable[dict]) -> None:
+        flags = []
+        label_child, reason_child = self._label_child, self._reason_child
+        for pred in predictions:
+            for head in HEADS:
+                key = (head, pred[head])
+                child = label_child.get(key)
+                if child is None:
+                    child = label_child[key] = self.predictions.labels(*key)
+                child.inc()
+            for reason in pred["review_reasons"]:
+                child = reason_child.get(reason)
+                if child is None:
+                    child = reason_child[reason] = self.review_reasons.labels(reason)
+                child.inc()
+            flags.append(bool(pred["needs_review"]))
+        self.appeals.inc(len(flags))
+        self.needs_review.inc(sum(flags))
+        self.batch_size.observe(len(flags))
+        recent = self._recent
+        with self._lock:
+            for flag in flags:
+                if len(recent) == recent.maxlen:
+                    self._recent_true -= recent[0]
+                recent.append(flag)
+                self._recent_true += flag
+            if recent:
+                self.review_rate.set(self._recent_true / len(recent))
+
+    def observe_merge(self, requests: int, _appeals: int) -> None:
+        self.merged_requests.observe(requests)
+
+    def model_loaded(self, version: str) -> None:
+        """Count the load and switch the version label: the old one disappears, the new reads 1."""
+        self.model_loads.labels("ok").inc()
+        if self._version is not None and self._version != version:
+            self.model_info.remove(self._version)
+        self.model_info.labels(version).set(1)
+        self._version = version
+
+    def model_failed(self, _message: str) -> None:
+        self.model_loads.labels("failed").inc()
+
+    def watch(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """A gauge read at scrape time (queue depth, rows written...)."""
+        Gauge(name, documentation, registry=self.registry).set_function(read)

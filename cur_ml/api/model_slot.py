@@ -1,0 +1,175 @@
+"""The model being served, swapped atomically when its directory changes.
+
+A request reads `slot.model` once and keeps that object to the end, so requests
+in flight finish on the old model while a new one loads beside it; the switch is
+one reference assignment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cur_ml.errors import CurMlError, ModelError
+from cur_ml.model.bundle import MANIFEST_NAME, RoutingModel, load_model
+
+__all__ = ["ModelNotReadyError", "ModelSlot"]
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotReadyError(ModelError):
+    """No model is loaded yet (or the first load failed)."""
+
+    code = "E302"
+
+
+def _manifest_signature(directory: Path) -> tuple[int, int] | None:
+    try:
+        stat = (directory / MANIFEST_NAME).stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _manifest_sha(directory: Path) -> str | None:
+    try:
+        return hashlib.sha256((directory / MANIFEST_NAME).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+class ModelSlot:
+    """Holds the served `RoutingModel`; loads, reloads and watches its directory.
+
+    Parameters
+    ----------
+    directory : model directory (manifest.json + model.joblib).
+    on_swap : called with each model put in service (metrics).
+    on_failure : called with the message of each failed load.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        on_swap: Callable[[RoutingModel], None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.model: RoutingModel | None = None
+        self.loaded_at: datetime | None = None
+        self.error: str | None = None  # why the last load failed
+        self.on_swap = on_swap
+        self.on_failure = on_failure
+        self._manifest_sha: str | None = None
+        self._signature: tuple[int, int] | None = None
+        self._load_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._first_load: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ use
+    def require(self) -> RoutingModel:
+        """The model to answer with; `ModelNotReadyError` before the first load."""
+        model = self.model
+        if model is None:
+            raise ModelNotReadyError(self.error or "the model is still loading")
+        return model
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    # ----------------------------------------------------------------- load
+    def load(self) -> tuple[str | None, str]:
+        """Load the directory's model and put it in service; returns (previous, new) versions.
+
+        Raises the domain error when the model cannot be loaded; the old model stays.
+        """
+        with self._load_lock:  # one load at a time; requests are never blocked by it
+            signature = _manifest_signature(self.directory)
+            sha = _manifest_sha(self.directory)
+            try:
+                model = load_model(self.directory)
+                # A warm-up prediction builds lazy state (tokenizer, caches) before traffic does.
+                model.predict([{"text": "Прогрев модели: не горит фонарь во дворе."}], explain=True)
+            except Exception as exc:
+                self.error = exc.message if isinstance(exc, CurMlError) else repr(exc)
+                self._signature = signature  # do not retry the same files on every poll
+                if self.on_failure is not None:
+                    self.on_failure(self.error)
+                raise
+            previous = self.model.version if self.model is not None else None
+            self.model = model  # the swap: one reference assignment
+            self.loaded_at = datetime.now(UTC)
+            self.error = None
+            self._manifest_sha, self._signature = sha, signature
+        if self.on_swap is not None:
+            self.on_swap(model)
+        log.info(
+            "model in service",
+            extra={"model_version": model.version, "previous_version": previous},
+        )
+        return previous, model.version
+
+    def load_in_background(self) -> threading.Thread:
+        """First load without blocking start-up (`/readyz` answers 503 meanwhile).
+
+        Idempotent: a second call while (or after) the first load runs starts nothing.
+        """
+        if self._first_load is not None:
+            return self._first_load
+
+        def run() -> None:
+            try:
+                self.load()
+            except CurMlError as exc:
+                log.error("model not loaded: %s", exc.message)
+            except Exception:  # a broken file must not kill the thread silently
+                log.exception("model not loaded")
+
+        self._first_load = self._spawn(run, "cur-ml-model-load")
+        return self._first_load
+
+    # ---------------------------------------------------------------- watch
+    def changed(self) -> bool:
+        """Whether manifest.json differs from the one of the model in service."""
+        signature = _manifest_signature(self.directory)
+        if signature is None or signature == self._signature:
+            return False
+        sha = _manifest_sha(self.directory)
+        if sha == self._manifest_sha:
+            self._signature = signature  # touched, not changed
+            return False
+        return True
+
+    def watch(self, interval: float) -> threading.Thread | None:
+        """Poll the manifest every `interval` seconds and reload when it changes."""
+        if interval <= 0:
+            return None
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                if not self.changed():
+                    continue
+                try:
+                    self.load()
+                except Exception as exc:
+                    log.error("model reload failed; still serving the old one: %s", exc)
+
+        return self._spawn(run, "cur-ml-model-watch")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return thread

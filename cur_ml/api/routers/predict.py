@@ -1,0 +1,115 @@
+"""`POST /v1/predict`: one or many appeals in, predictions in the same order out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from cur_ml.api.deps import MetricsDep, PredictAuth, PredictorDep, SettingsDep, SlotDep, WriterDep
+from cur_ml.api.logs import request_id_var
+from cur_ml.api.schemas import ErrorBody, PredictRequest, PredictResponse
+from cur_ml.api.service import predict_appeals
+
+__all__ = ["router"]
+
+# Any Content-Type is read as JSON: `curl -d` and hurried clients get an answer, not a 422.
+router = APIRouter(prefix="/v1", tags=["predict"], strict_content_type=False)
+
+
+def _too_many(count: int, limit: int) -> dict[str, Any]:
+    return {
+        "type": "too_long",
+        "loc": ("body", "appeals"),
+        "msg": f"{count} appeals; the limit is {limit}",
+    }
+
+
+async def _batch_size_first(request: Request, settings: SettingsDep) -> None:
+    """Refuse an oversized batch before its appeals are validated one by one (cheap DoS guard).
+
+    The body is already parsed (and cached) by then; this only counts.
+    """
+    try:
+        data = await request.json()
+    except Exception:
+        return  # not JSON: validation reports it
+    appeals = data.get("appeals") if isinstance(data, dict) else None
+    if isinstance(appeals, list) and len(appeals) > settings.max_batch:
+        raise RequestValidationError([_too_many(len(appeals), settings.max_batch)])
+
+
+async def _within_limits(body: PredictRequest, settings: SettingsDep) -> PredictRequest:
+    """The configurable limits (batch size, text length), reported like schema errors."""
+    errors: list[dict[str, Any]] = []
+    if len(body.appeals) > settings.max_batch:
+        errors.append(_too_many(len(body.appeals), settings.max_batch))
+    limit = settings.max_text_chars
+    for i, appeal in enumerate(body.appeals):
+        if len(appeal.text) > limit:
+            errors.append(
+                {
+                    "type": "string_too_long",
+                    "loc": ("body", "appeals", i, "text"),
+                    "msg": f"{len(appeal.text)} characters; the limit is {limit}",
+                }
+            )
+    if errors:
+        raise RequestValidationError(errors)
+    return body
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    summary="Маршрутизация обращений: категория, причина, срочность, ведомство",
+    responses={
+        401: {"model": ErrorBody, "description": "Нет токена (когда задан CUR_ML_PREDICT_TOKEN)"},
+        403: {"model": ErrorBody, "description": "Токен не даёт роли predict"},
+        400: {"model": ErrorBody, "description": "Тело не читается как JSON в UTF-8"},
+        413: {"model": ErrorBody, "description": "Тело запроса слишком большое"},
+        422: {"model": ErrorBody, "description": "Неверный ввод: поле и проблема в `detail`"},
+        503: {"model": ErrorBody, "description": "Модель ещё загружается"},
+    },
+)
+def predict(
+    _auth: PredictAuth,  # first: an unauthorised caller learns nothing about limits
+    _count: Annotated[None, Depends(_batch_size_first)],
+    body: Annotated[PredictRequest, Depends(_within_limits)],
+    slot: SlotDep,
+    predictor: PredictorDep,
+    writer: WriterDep,
+    metrics: MetricsDep,
+    explain: Annotated[
+        bool, Query(description="Добавить слова, определившие решение (`explanation`).")
+    ] = True,
+) -> Response:
+    """Predictions for each appeal, in input order; every one is recorded with its
+    `prediction_id`, to which operator corrections refer."""
+    slot.require()  # 503 at once while no model is loaded
+    predictions, version = predict_appeals(
+        body.appeals,
+        predictor,
+        writer,
+        metrics,
+        explain=explain,
+        request_id=request_id_var.get(),
+    )
+    payload = {"predictions": predictions, "model_version": version}
+    # orjson: a 500-appeal answer in 2 ms instead of 18 ms with json; the documented schema
+    # (PredictResponse) is checked by the tests, not re-validated on every answer.
+    content = orjson.dumps(payload, option=_JSON_OPTIONS, default=_plain)
+    return Response(content, media_type="application/json")

@@ -1,0 +1,106 @@
+"""`cur-ml serve`: make sure a model exists, migrate the store, run uvicorn."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import os
+import sys
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from cur_ml.api.logs import log_config
+from cur_ml.errors import ModelError
+from cur_ml.model.bundle import MANIFEST_NAME
+from cur_ml.settings import Settings
+from cur_ml.store import make_engine, upgrade
+
+__all__ = ["serve"]
+
+log = logging.getLogger(__name__)
+
+
+def _export(settings: Settings) -> None:
+    """Hand the settings to worker processes, which build theirs from CUR_ML_* variables."""
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        key = f"CUR_ML_{name.upper()}"
+        if value is None:
+            os.environ.pop(key, None)
+        elif isinstance(value, SecretStr):
+            os.environ[key] = value.get_secret_value()
+        elif isinstance(value, list | tuple | dict | set):
+            os.environ[key] = json.dumps(
+                value if not isinstance(value, set) else sorted(value), default=str
+            )
+        else:
+            os.environ[key] = str(value)
+
+
+def serve(
+    settings: Settings | None = None,
+    model_dir: Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> None:
+    """Serve `model_dir` (default: the default model, trained on the demo data if missing).
+
+    Blocks until the server stops (Ctrl-C / SIGTERM: requests in flight finish,
+    recorded predictions are flushed).
+    """
+    import uvicorn
+
+    settings = settings or Settings()
+    updates: dict[str, object] = {}
+    if model_dir is not None:
+        model_dir = Path(model_dir).resolve()
+        if not (model_dir / MANIFEST_NAME).is_file():
+            raise ModelError(f"no model at {model_dir}: {MANIFEST_NAME} is missing")
+        updates["model_dir"] = model_dir
+    elif not (settings.model_dir / MANIFEST_NAME).is_file():
+        from cur_ml.model.training import ensure_default_model
+
+        print(
+            f"cur-ml: no model at {settings.model_dir}; training the default model "
+            f"on {settings.demo_data} (once)",
+            file=sys.stderr,
+        )
+        ensure_default_model(settings.model_dir, settings.demo_data, show_progress=False)
+    if host is not None:
+        updates["host"] = host
+    if port is not None:
+        updates["port"] = port
+    if workers is not None:
+        updates["workers"] = workers
+    settings = settings.model_copy(update=updates)
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_json))
+
+    app = None
+    if settings.workers <= 1:
+        from cur_ml.api.main import create_app
+
+        app = create_app(settings)
+        app.state.slot.load_in_background()  # overlaps with the migrations and uvicorn's start
+    engine = make_engine(settings.database_url)
+    upgrade(engine)  # once here, so workers starting together never race on the schema
+    engine.dispose()
+
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    url = f"http://{shown}:{settings.port}"
+    print(f"cur-ml: serving {settings.model_dir} on {url} (docs: {url}/docs)", flush=True)
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": log_config(settings.log_level, settings.log_json),
+        "access_log": False,  # the app logs each request itself, with its request id
+        "server_header": False,
+        "timeout_graceful_shutdown": 30,
+    }
+    if app is not None:
+        uvicorn.run(app, **common)
+    else:
+        _export(settings)
+        uvicorn.run("cur_ml.api.main:create_app", factory=True, workers=settings.workers, **common)

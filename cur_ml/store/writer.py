@@ -1,0 +1,171 @@
+"""Recording predictions off the request path: a bounded queue drained in batches by one thread.
+
+A request hands its rows over and returns; the writer inserts whatever has piled
+up in one executemany. The queue is bounded (requests wait, then fail with
+`StoreBusyError`, when the store cannot keep up) and `close` drains it, so a
+clean shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from cur_ml.errors import CurMlError
+from cur_ml.store.predictions import PredictionRepository
+
+__all__ = ["PredictionWriter", "StoreBusyError"]
+
+log = logging.getLogger(__name__)
+
+
+class StoreBusyError(CurMlError):
+    """The prediction store is not keeping up (or is down); the request may be retried."""
+
+    code = "E400"
+
+
+class PredictionWriter:
+    """Background batch writer of `predictions` rows.
+
+    Parameters
+    ----------
+    repository : where rows go.
+    max_pending : rows queued or being written before `submit` waits.
+    batch_rows : most rows in one insert.
+    submit_timeout : seconds `submit` waits for room before raising `StoreBusyError`.
+    linger : seconds the writer waits after the first row for more to arrive, so a
+        transaction carries many requests' rows (fewer wake-ups competing for the GIL).
+    """
+
+    def __init__(
+        self,
+        repository: PredictionRepository,
+        *,
+        max_pending: int = 10_000,
+        batch_rows: int = 2_000,
+        submit_timeout: float = 10.0,
+        linger: float = 0.05,
+    ) -> None:
+        self.repository = repository
+        self.max_pending = max_pending
+        self.batch_rows = batch_rows
+        self.submit_timeout = submit_timeout
+        self.linger = linger
+        self.pending = 0  # rows submitted and not yet committed
+        self.written = 0
+        self.failures = 0
+        self._items: deque[list[dict[str, Any]]] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> PredictionWriter:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="cur-ml-prediction-writer", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Queue rows for writing; waits while the queue is full."""
+        if not rows:
+            return
+        n = len(rows)
+        deadline = time.monotonic() + self.submit_timeout
+        with self._cond:
+            if self._closing or not self.alive:
+                raise StoreBusyError("the prediction store is closed")
+            # A batch larger than the whole queue is let in when the queue is empty.
+            while self.pending and self.pending + n > self.max_pending:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._cond.wait(left):
+                    raise StoreBusyError(
+                        f"the prediction store is not keeping up ({self.pending} rows waiting)"
+                    )
+            self._items.append(list(rows))
+            self.pending += n
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every row submitted so far is committed; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.pending == 0, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop the thread (a clean shutdown loses nothing)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("prediction writer did not finish: %d rows not written", self.pending)
+
+    def _take(self) -> list[dict[str, Any]] | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._items or self._closing)
+            if not self._items:
+                return None
+            if self.linger > 0 and not self._closing:
+                rows = sum(len(item) for item in self._items)
+                deadline = time.monotonic() + self.linger
+                while rows < self.batch_rows and not self._closing:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                    rows = sum(len(item) for item in self._items)
+            batch = self._items.popleft()
+            while self._items and len(batch) + len(self._items[0]) <= self.batch_rows:
+                batch.extend(self._items.popleft())
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            done = self._write(batch)
+            with self._cond:
+                self.pending -= len(batch)
+                self.written += done
+                self._cond.notify_all()
+
+    def _write(self, batch: list[dict[str, Any]]) -> int:
+        """Insert a batch; return how many rows were written.
+
+        A store that is down (OperationalError) is retried until it is back, the queue
+        filling up meanwhile; any other failure is retried row by row, so one bad row
+        cannot hold the others back.
+        """
+        delay = 0.1
+        while True:
+            try:
+                self.repository.add_many(batch)
+                return len(batch)
+            except OperationalError:
+                self.failures += 1
+                log.exception("the prediction store is unavailable; retrying %d rows", len(batch))
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:
+                self.failures += 1
+                log.exception("writing %d predictions failed; writing them one by one", len(batch))
+                break
+        done = 0
+        for row in batch:
+            try:
+                self.repository.add_many([row])
+                done += 1
+            except Exception:
+                log.exception("prediction %s could not be recorded", row.get("prediction_id"))
+        return done
