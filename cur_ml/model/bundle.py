@@ -70,7 +70,7 @@ class RoutingModel:
         frame = appeal_columns(records)
         if not frame["text"]:
             return []
-        scores = self.classifier.score(frame)
+        scores = self.classifier.score(frame, with_tokens=explain)
         out = build_predictions(self.classifier, frame, scores, self.policy, self.version)
         for i, pred in enumerate(out):
             rid = pred["id"]
@@ -78,7 +78,9 @@ class RoutingModel:
             pred["model_version"] = self.version
             if explain:
                 appeal = {c: values[i] for c, values in frame.items()}
-                pred["explanation"] = explain_heads(self.classifier, appeal, pred)
+                pred["explanation"] = explain_heads(
+                    self.classifier, appeal, pred, tokens=scores.tokens[i]
+                )
         return out
 
     def label_sets(self) -> dict[str, list[str]]:

@@ -23,6 +23,7 @@ from cur_ml.data import Columns, appeal_columns, take
 from cur_ml.model.features import AppealFeaturizer
 from cur_ml.model.heads import LinearHead
 from cur_ml.model.taxonomy import Taxonomy
+from cur_ml.text import Token
 
 __all__ = ["HEADS", "AppealClassifier", "HeadScores"]
 
@@ -39,8 +40,11 @@ class HeadScores:
         proba: dict[str, np.ndarray],
         decoded: dict[str, np.ndarray],
         lemmas: list[str],
+        tokens: list[list[Token]] | None = None,
     ) -> None:
         self.labels, self.proba, self.decoded, self.lemmas = labels, proba, decoded, lemmas
+        #: Tokens with offsets, when the caller asked for them (explanations).
+        self.tokens = tokens
 
 
 def _indicator(keys: np.ndarray, mapping: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -201,14 +205,23 @@ class AppealClassifier(BaseEstimator):
             [X, self.agency_cross_.transform(self._cross_tokens(reason_index, frame))], format="csr"
         )
 
-    def score(self, frame: Columns | pd.DataFrame) -> HeadScores:
-        """Probabilities of every head for a batch of appeals (see `appeal_columns`)."""
+    def score(self, frame: Columns | pd.DataFrame, with_tokens: bool = False) -> HeadScores:
+        """Probabilities of every head for a batch of appeals (see `appeal_columns`).
+
+        `with_tokens` keeps each text's tokens and offsets (one tokenisation serves both).
+        """
         check_is_fitted(self, "agency_head_")
         if isinstance(frame, pd.DataFrame):
             frame = appeal_columns(frame)
         known = self.taxonomy_.districts
         frame = {**frame, "district": [d if d in known else "" for d in frame["district"]]}
-        lemmas = self.featurizer_.preprocessor_.transform(frame["text"])
+        preprocessor = self.featurizer_.preprocessor_
+        tokens = list(preprocessor.pipe(frame["text"])) if with_tokens else None
+        lemmas = (
+            [" ".join(t.lemma for t in toks) for toks in tokens]
+            if tokens is not None
+            else preprocessor.transform(frame["text"])
+        )
         X = self.featurizer_.transform(frame, lemmas=lemmas)
         p_reason = self.reason_head_.predict_proba(X)
         reason_idx = self._decode_reason(p_reason)
@@ -228,4 +241,5 @@ class AppealClassifier(BaseEstimator):
             },
             decoded={"reason": reason_idx},
             lemmas=lemmas,
+            tokens=tokens,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from cur_ml.model.classifier import AppealClassifier
+from cur_ml.text import Token
 
 __all__ = ["explain_heads"]
 
@@ -38,14 +39,19 @@ def _token_pushes(
 
 
 def explain_heads(
-    model: AppealClassifier, appeal: dict, prediction: dict, top: int = 5
+    model: AppealClassifier,
+    appeal: dict,
+    prediction: dict,
+    top: int = 5,
+    tokens: list[Token] | None = None,
 ) -> dict[str, list[dict]]:
     """Per head, up to `top` words (start, end, text, weight) that pushed towards its label.
 
     Category and urgency follow from the reason, so they share the reason's words.
     """
     text = appeal["text"]
-    tokens = model.featurizer_.preprocessor_.analyze(text)
+    if tokens is None:
+        tokens = model.featurizer_.preprocessor_.analyze(text)
     lemmas = [t.lemma for t in tokens]
     tax = model.taxonomy_
     heads = {

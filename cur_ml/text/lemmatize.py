@@ -85,7 +85,12 @@ class Lemmatizer:
         return self._fast
 
     def _best_normal_form(self, word: str) -> str:
-        parses = self._unranked().parse(word)
+        try:
+            parses = self._unranked().parse(word)
+        except ValueError:
+            # pymorphy3 asks unicodedata.name() of every letter; unnamed ones (Tangut, new
+            # code points) raise. Such a word has no Russian lemma: keep it as it is.
+            return word
         if not parses:
             return word
         first = parses[0][2]

@@ -152,3 +152,11 @@ def test_lookalike_surface(text: str, surface: str) -> None:
 
 def test_broken_unicode_does_not_crash(prep: RussianPreprocessor) -> None:
     assert prep.transform(["лифт \ud800 вода", "\x00лифт\x00"]) == ["лифт вода", "лифт"]
+
+
+def test_letters_without_a_unicode_name_do_not_crash():
+    # Found by fuzzing the API: pymorphy3 calls unicodedata.name() on every letter.
+    from cur_ml.text import RussianPreprocessor
+
+    out = RussianPreprocessor().fit([]).transform(["A\U00017000 мусор", "\U00017000"])
+    assert out[0].endswith("мусор")
