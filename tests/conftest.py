@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,17 @@ def shared_appeals() -> Path:
     if not SHARED.exists():
         pytest.skip(f"real data not found at {SHARED} (only CI and team machines have ../shared)")
     return SHARED
+
+
+# On a laptop, tests that need ../shared, PostgreSQL or chromium skip; CI has all three, so
+# there (.ci/run sets CUR_ML_TEST_REQUIRE_ALL=1) a skip is a failure, never a quiet green.
+_REQUIRE_ALL = os.environ.get("CUR_ML_TEST_REQUIRE_ALL") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if _REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped where everything must run (CI): {report.longrepr}"
