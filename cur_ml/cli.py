@@ -47,6 +47,8 @@ def train(
     """Train every head and save the model with its manifest."""
     from cur_ml.data import load_appeals
     from cur_ml.model.training import evaluate_model, headline, train_model
+    from cur_ml.settings import Settings
+    from cur_ml.tracking import record_run
 
     dataset = load_appeals(data, split=split)
     model = train_model(dataset)
@@ -63,6 +65,14 @@ def train(
         model.manifest["metrics"] = {eval_split: metrics}
         summary["metrics"] = {eval_split: metrics}
     model.save(out)
+    summary["mlflow"] = record_run(
+        Settings(),
+        kind="train",
+        model=model,
+        model_dir=out,
+        metrics=model.manifest["metrics"],
+        report_dir=out / "reports" / eval_split if eval_split else None,
+    )
     _print_json(summary)
 
 
@@ -114,11 +124,21 @@ def evaluate(
     from cur_ml.data import load_appeals
     from cur_ml.model import load_model
     from cur_ml.model.training import evaluate_model, headline
+    from cur_ml.settings import Settings
+    from cur_ml.tracking import record_run
 
     routing = load_model(model)
     dataset = load_appeals(data, split=split)
     where = report or model / "reports" / (split or data[0].name.split(".")[0])
     metrics = headline(evaluate_model(routing, dataset.frame, where))
+    record_run(
+        Settings(),
+        kind="evaluate",
+        model=routing,
+        metrics=metrics,
+        report_dir=where,
+        tags={"evaluated_on": ",".join(map(str, data)) + (f"@{split}" if split else "")},
+    )
     metrics["model_version"] = routing.version
     metrics["report"] = str(where / "report.md")
     _print_json(metrics)
@@ -130,9 +150,19 @@ def quickstart() -> None:
     from cur_ml.data import load_appeals
     from cur_ml.model.training import ensure_default_model, evaluate_model, headline
     from cur_ml.settings import Settings
+    from cur_ml.tracking import record_run
 
     settings = Settings()
     model, trained = ensure_default_model(settings.model_dir, settings.demo_data)
+    if trained:
+        record_run(
+            settings,
+            kind="train-default",
+            model=model,
+            model_dir=settings.model_dir,
+            metrics=model.manifest["metrics"],
+            aliases=("champion",),
+        )
     typer.echo(
         ("trained" if trained else "loaded") + f" model {model.version} at {settings.model_dir}",
         err=True,

@@ -8,9 +8,14 @@ from __future__ import annotations
 __all__ = [
     "CurMlError",
     "DataError",
+    "IdempotencyKeyReusedError",
     "InputError",
     "ModelError",
     "ModelIntegrityError",
+    "ModelNotReadyError",
+    "StoreBusyError",
+    "UnknownPredictionError",
+    "UnprocessableAppealsError",
 ]
 
 
@@ -30,6 +35,40 @@ class InputError(CurMlError):
     code = "E100"
 
 
+class UnprocessableAppealsError(InputError):
+    """Valid-looking appeals the model failed on: answered 422, naming them, never 500."""
+
+    code = "E101"
+
+    def __init__(self, indexes: list[int]) -> None:
+        super().__init__(f"{len(indexes)} appeal(s) could not be processed")
+        self.indexes = indexes
+
+
+class UnknownPredictionError(InputError):
+    """Corrections refer to predictions that were never served (`positions`: their indexes)."""
+
+    code = "E102"
+
+    def __init__(self, positions: list[int], ids: list[str]) -> None:
+        shown = ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else "")
+        super().__init__(f"{len(ids)} unknown prediction_id(s): {shown}")
+        self.positions = positions
+        self.ids = ids
+
+
+class IdempotencyKeyReusedError(InputError):
+    """An idempotency key already stored a different correction (`positions`: their indexes)."""
+
+    code = "E103"
+
+    def __init__(self, positions: list[int], keys: list[str]) -> None:
+        shown = ", ".join(keys[:3]) + (" ..." if len(keys) > 3 else "")
+        super().__init__(f"idempotency key(s) already used for another correction: {shown}")
+        self.positions = positions
+        self.keys = keys
+
+
 class DataError(CurMlError):
     """A dataset file cannot be used: unreadable, missing columns, broken rows."""
 
@@ -46,3 +85,15 @@ class ModelIntegrityError(ModelError):
     """The model file does not match its manifest (sha256 or versions)."""
 
     code = "E301"
+
+
+class ModelNotReadyError(ModelError):
+    """No model is loaded yet (or the first load failed)."""
+
+    code = "E302"
+
+
+class StoreBusyError(CurMlError):
+    """The store is not keeping up (or is down, or not open yet); the request may be retried."""
+
+    code = "E400"

@@ -24,6 +24,7 @@ __all__ = [
     "RoutingPyfunc",
     "git_commit",
     "log_run",
+    "record_run",
     "resolve_model_source",
     "set_alias",
 ]
@@ -145,6 +146,39 @@ def log_run(
             "run_id": run.info.run_id,
             "registered_version": None if version is None else str(version),
         }
+
+
+def record_run(
+    settings: Settings,
+    *,
+    kind: str,
+    model: RoutingModel,
+    metrics: dict[str, Any],
+    model_dir: Path | None = None,
+    report_dir: Path | None = None,
+    aliases: tuple[str, ...] = (),
+    tags: dict[str, str] | None = None,
+) -> dict[str, str | None]:
+    """`log_run` + aliases when MLflow is enabled; a record, never a gate: failures only warn."""
+    if not settings.mlflow_enabled:
+        return {}
+    try:
+        run = log_run(
+            settings,
+            kind=kind,
+            model=model,
+            model_dir=model_dir,
+            metrics=metrics,
+            report_dir=report_dir,
+            tags=tags,
+        )
+        for alias in aliases:
+            if run["registered_version"]:
+                set_alias(settings, alias, run["registered_version"])
+        return run
+    except Exception as exc:  # the model is saved already; a tracking outage must not undo that
+        log.warning("MLflow logging failed: %s", exc)
+        return {"error": str(exc)}
 
 
 def set_alias(settings: Settings, alias: str, registered_version: str) -> None:

@@ -10,6 +10,10 @@ import pytest
 from cur_ml.data import load_appeals
 from cur_ml.model.training import train_model
 
+# MLflow records are tested where they are the point (tests/test_tracking.py); elsewhere they
+# would only slow the suite down and fill var/ of the checkout.
+os.environ.setdefault("CUR_ML_MLFLOW_ENABLED", "false")
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "datasets" / "demo" / "appeals.csv"
 SHARED = REPO.parent / "shared" / "datasets" / "spb" / "appeals.csv.gz"

@@ -7,29 +7,42 @@ cost a thread-pool round trip per request.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from cur_ml.api.batcher import DirectPredictor, PredictBatcher
 from cur_ml.api.errors import ApiError
 from cur_ml.api.metrics import ApiMetrics
-from cur_ml.api.model_slot import ModelNotReadyError, ModelSlot
+from cur_ml.api.model_slot import ModelSlot
+from cur_ml.errors import ModelNotReadyError, StoreBusyError
+from cur_ml.retrain.jobs import RetrainJobs
 from cur_ml.settings import Settings
-from cur_ml.store.writer import PredictionWriter, StoreBusyError
+from cur_ml.store.corrections import CorrectionRepository
+from cur_ml.store.predictions import PredictionRepository
+from cur_ml.store.review import ReviewQueue
+from cur_ml.store.writer import PredictionWriter
 
 __all__ = [
     "AdminAuth",
+    "CorrectionsDep",
     "MetricsDep",
     "OperatorAuth",
     "PredictAuth",
+    "PredictionsDep",
     "PredictorDep",
+    "RetrainJobsDep",
+    "ReviewQueueDep",
     "SettingsDep",
     "SlotDep",
     "WriterDep",
+    "store_errors",
 ]
 
 Role = Literal["predict", "operator", "admin"]
@@ -61,11 +74,37 @@ async def _predictor(request: Request) -> PredictBatcher | DirectPredictor:
     return predictor
 
 
+def _opened(name: str) -> Callable[[Request], Awaitable[object]]:
+    """Dependency on the store object `app.state.<name>` made in the lifespan."""
+
+    async def get(request: Request) -> object:
+        value = getattr(request.app.state, name, None)
+        if value is None:
+            raise StoreBusyError("the store is not open yet")
+        return value
+
+    get.__name__ = f"_{name}"
+    return get
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """A store that is down, locked or out of connections answers 503 (retry), never 500."""
+    try:
+        yield
+    except (OperationalError, PoolTimeoutError) as exc:
+        raise StoreBusyError(f"the store is not available: {type(exc).__name__}") from exc
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SlotDep = Annotated[ModelSlot, Depends(_slot)]
 WriterDep = Annotated[PredictionWriter, Depends(_writer)]
 MetricsDep = Annotated[ApiMetrics, Depends(_metrics)]
 PredictorDep = Annotated[PredictBatcher | DirectPredictor, Depends(_predictor)]
+CorrectionsDep = Annotated[CorrectionRepository, Depends(_opened("corrections"))]
+PredictionsDep = Annotated[PredictionRepository, Depends(_opened("predictions"))]
+ReviewQueueDep = Annotated[ReviewQueue, Depends(_opened("review_queue"))]
+RetrainJobsDep = Annotated[RetrainJobs, Depends(_opened("retrain_jobs"))]
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer TOKEN`")
 _ENV = {"predict": "CUR_ML_PREDICT_TOKEN", "operator": "CUR_ML_OPERATOR_TOKEN"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
@@ -14,9 +15,22 @@ from cur_ml.api.errors import install_error_handlers
 from cur_ml.api.metrics import ApiMetrics
 from cur_ml.api.middleware import RequestContextMiddleware
 from cur_ml.api.model_slot import ModelSlot
-from cur_ml.api.routers import health, metrics, model, predict
+from cur_ml.api.routers import (
+    admin_retrain,
+    corrections,
+    health,
+    metrics,
+    model,
+    predict,
+    predictions,
+    review,
+)
+from cur_ml.console import router as console_router
+from cur_ml.retrain.jobs import RetrainJobs
 from cur_ml.settings import Settings
 from cur_ml.store import PredictionRepository, PredictionWriter, make_engine, upgrade
+from cur_ml.store.corrections import CorrectionRepository
+from cur_ml.store.review import ReviewQueue
 
 __all__ = ["create_app"]
 
@@ -27,7 +41,9 @@ DESCRIPTION = """
 **категорию**, **причину**, **срочность** и **ответственное ведомство**, срок ответа,
 нужна ли проверка оператором и какие слова обращения повлияли на решение.
 
-Каждый ответ записывается с `prediction_id`, на который ссылаются исправления операторов.
+Каждый ответ записывается с `prediction_id`, на который ссылаются исправления операторов
+(`POST /v1/corrections`); очередь проверки — `GET /v1/review-queue`; переобучение на
+исправлениях — `POST /v1/admin/retrain`.
 
 Доступ: `Authorization: Bearer TOKEN`; роли `predict`, `operator`, `admin`
 (токены задаются переменными `CUR_ML_PREDICT_TOKEN`, `CUR_ML_OPERATOR_TOKEN`,
@@ -44,23 +60,36 @@ def _version() -> str:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start: model load (in the background), schema migrations, the store writer, the
-    request coalescer, the model watcher.
+    """Start: model load (in the background), schema migrations, the store (writer,
+    repositories, retrain jobs), the request coalescer, the model watcher.
 
     Stop (after uvicorn has let requests in flight finish): the watcher, the coalescer,
     then the writer drains its queue, so no prediction is lost.
     """
     settings: Settings = app.state.settings
     slot: ModelSlot = app.state.slot
+    started = datetime.now(UTC)
     slot.load_in_background()  # overlaps with the migrations; /readyz says when it is done
     engine = make_engine(settings.database_url)
     upgrade(engine)
+    prediction_repo = PredictionRepository(engine)
     writer = PredictionWriter(
-        PredictionRepository(engine),
+        prediction_repo,
         max_pending=settings.store_queue_size,
         batch_rows=settings.store_batch_rows,
     ).start()
     app.state.writer = writer
+    app.state.predictions = prediction_repo
+    app.state.corrections = CorrectionRepository(engine)
+    app.state.review_queue = ReviewQueue(engine)
+
+    def serve_promoted() -> None:
+        """A promoted challenger: in service here at once (other workers: by polling)."""
+        slot.load()
+
+    jobs = RetrainJobs(settings, engine, on_promoted=serve_promoted)
+    jobs.abandon_stale(started_before=started)  # runs a dead process left `running`
+    app.state.retrain_jobs = jobs
     predictor = (
         PredictBatcher(
             slot.require, max_appeals=settings.max_batch, on_batch=app.state.metrics.observe_merge
@@ -95,6 +124,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = api_metrics
     app.state.writer = None
     app.state.predictor = None
+    # The store objects (made in the lifespan; shared with the operator console).
+    app.state.predictions = None
+    app.state.corrections = None
+    app.state.review_queue = None
+    app.state.retrain_jobs = None
     app.state.slot = slot = ModelSlot(
         settings.model_dir,
         on_swap=lambda routing_model: api_metrics.model_loaded(routing_model.version),
@@ -117,6 +151,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware, metrics=api_metrics, max_body_bytes=settings.max_body_bytes
     )
-    for module in (predict, model, health, metrics):
+    for module in (
+        predict,
+        corrections,
+        review,
+        predictions,
+        model,
+        admin_retrain,
+        health,
+        metrics,
+    ):
         app.include_router(module.router)
+    app.include_router(console_router)  # operator console: HTML pages under /console
     return app

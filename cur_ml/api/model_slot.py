@@ -14,18 +14,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cur_ml.errors import CurMlError, ModelError
+from cur_ml.errors import CurMlError, ModelNotReadyError
 from cur_ml.model.bundle import MANIFEST_NAME, RoutingModel, load_model
 
 __all__ = ["ModelNotReadyError", "ModelSlot"]
 
 log = logging.getLogger(__name__)
-
-
-class ModelNotReadyError(ModelError):
-    """No model is loaded yet (or the first load failed)."""
-
-    code = "E302"
 
 
 def _manifest_signature(directory: Path) -> tuple[int, int] | None:

@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 
 __all__ = [
+    "AS_UTC",
+    "NO_NUL",
     "Alternative",
     "Appeal",
+    "Correction",
+    "CorrectionItem",
+    "CorrectionPage",
+    "CorrectionResult",
+    "CorrectionsRequest",
+    "CorrectionsResponse",
     "ErrorBody",
     "FieldProblem",
     "ModelInfo",
     "PredictRequest",
     "PredictResponse",
     "Prediction",
+    "PredictionDetail",
     "ReloadResult",
+    "RetrainRunInfo",
+    "RetrainRuns",
+    "ReviewItem",
+    "ReviewPage",
     "Status",
     "WordSpan",
 ]
@@ -265,3 +287,202 @@ class ReloadResult(BaseModel):
     previous_version: str | None
     model_version: str
     changed: bool
+
+
+# --- operator corrections, review queue, retraining ------------------------------------
+
+CorrectableField = Literal["category", "reason", "urgency", "agency"]
+URGENCIES = ("high", "medium", "low")
+
+EXAMPLE_CORRECTION = {
+    "prediction_id": "5b0f3f0e-8a43-4d3c-9d0e-2f1c7a1e9b41",
+    "field": "agency",
+    "value": "Жилищное агентство Невского района",
+    "operator": "ivanova",
+    "comment": "Дом на обслуживании ЖА, а не ГКУ.",
+    "idempotency_key": "ivanova-2024-05-14-000123-agency",
+}
+
+
+def _storable(value: Any) -> Any:
+    """Valid Unicode without NUL (PostgreSQL text cannot hold it)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"contains a NUL character at position {value.index(chr(0))}")
+    return _no_surrogates(value)
+
+
+def _as_utc(when: datetime | None) -> datetime | None:
+    """A query-string time as UTC (without an offset it is taken as UTC)."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+#: Validators of query and path parameters: `Annotated[str | None, Query(...), NO_NUL]`.
+NO_NUL = AfterValidator(_storable)
+AS_UTC = AfterValidator(_as_utc)
+
+
+class CorrectionItem(BaseModel):
+    """What one field of a served prediction should have been."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_CORRECTION]})
+
+    prediction_id: StrictStr = Field(
+        max_length=64, description="`prediction_id` из ответа `POST /v1/predict`."
+    )
+    field: CorrectableField = Field(description="Исправляемое поле.")
+    value: StrictStr = Field(
+        min_length=1,
+        max_length=512,
+        description="Правильное значение (для `urgency`: `high`, `medium` или `low`). "
+        "Значение, совпадающее с предсказанным, — подтверждение оператором.",
+    )
+    operator: StrictStr | None = Field(
+        None, max_length=128, description="Кто исправил; по умолчанию `operator`."
+    )
+    comment: StrictStr | None = Field(None, max_length=2_000, description="Пояснение оператора.")
+    idempotency_key: StrictStr | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Ключ повтора: запрос с тем же ключом не создаёт второй записи, "
+        "а возвращает сохранённую (`created: false`). Без ключа повтор создаст дубликат.",
+    )
+
+    _check_unicode = field_validator("prediction_id", "operator", "comment", "idempotency_key")(
+        _storable
+    )
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str, info: ValidationInfo) -> str:
+        _storable(value)
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        if info.data.get("field") == "urgency" and value not in URGENCIES:
+            raise ValueError("urgency must be one of: high, medium, low")
+        return value
+
+
+class CorrectionsRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"corrections": [EXAMPLE_CORRECTION]}]}
+    )
+
+    corrections: list[CorrectionItem] = Field(
+        min_length=1, max_length=1_000, description="От 1 до 1 000 исправлений за запрос."
+    )
+
+
+class Correction(BaseModel):
+    """A stored correction."""
+
+    id: int = Field(description="Номер записи (растёт со временем; курсор постраничного чтения).")
+    idempotency_key: str
+    prediction_id: str | None
+    appeal_id: str | None = Field(description="`id` обращения (для импортированной истории).")
+    field: CorrectableField
+    old_value: str | None = Field(description="Действовавшее значение поля до исправления.")
+    value: str
+    operator: str
+    comment: str | None
+    source: str = Field(description="`api` (оператор) или `import` (загруженная история).")
+    at: str = Field(description="Когда сохранено, ISO 8601 (UTC).")
+
+
+class CorrectionResult(Correction):
+    created: bool = Field(description="`false`: ключ повтора уже был, возвращена прежняя запись.")
+
+
+class CorrectionsResponse(BaseModel):
+    corrections: list[CorrectionResult] = Field(description="В порядке запроса.")
+
+
+class CorrectionPage(BaseModel):
+    corrections: list[Correction]
+    next_cursor: int | None = Field(
+        description="Передайте как `cursor`, чтобы получить следующую страницу; `null` — конец."
+    )
+
+
+class HeadLabels(BaseModel):
+    category: str
+    reason: str
+    urgency: str
+    agency: str
+
+
+class ReviewItem(BaseModel):
+    """A prediction waiting for an operator."""
+
+    prediction_id: str
+    created_at: str
+    id: str | int | None = Field(description="`id` обращения у вызывающей стороны.")
+    text: str
+    district: str | None
+    source: str | None
+    category: str
+    reason: str
+    urgency: str
+    agency: str
+    confidence: HeadConfidence
+    min_confidence: float | None = Field(description="Наименьшая уверенность из четырёх голов.")
+    alternatives: HeadAlternatives | None
+    review_reasons: list[str]
+    deadline_days: int | None = None
+    due_at: str | None = None
+    model_version: str
+
+
+class ReviewCounts(BaseModel):
+    pending: int = Field(description="Ждут проверки (с учётом фильтров).")
+    reviewed: int = Field(description="Уже исправлены или подтверждены (с учётом фильтров).")
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewItem]
+    counts: ReviewCounts
+    offset: int
+    limit: int
+
+
+class PredictionDetail(BaseModel):
+    """A served prediction with its appeal, corrections and the labels in force now."""
+
+    prediction_id: str
+    created_at: str
+    model_version: str
+    request_id: str | None
+    appeal: dict[str, Any] = Field(description="Обращение, как оно пришло.")
+    prediction: dict[str, Any] = Field(description="Ответ, как он был отправлен.")
+    corrections: list[Correction] = Field(description="История исправлений, от старых к новым.")
+    effective: HeadLabels = Field(
+        description="Действующие метки: предсказанные, заменённые последними исправлениями."
+    )
+    reviewed: bool = Field(description="Оператор исправил или подтвердил хотя бы одно поле.")
+
+
+class RetrainRunInfo(BaseModel):
+    """A retraining run: `running` → `promoted` | `rejected` | `failed`."""
+
+    id: str
+    status: Literal["queued", "running", "promoted", "rejected", "failed"]
+    trigger: str = Field(description="`api`, `cli` или `auto` (после N исправлений).")
+    started_at: str
+    finished_at: str | None
+    corrections_seen: int = Field(description="Номер последнего исправления на момент запуска.")
+    result: dict[str, Any] | None = Field(
+        description="Версии, метрики претендента и чемпиона, решение и его причины."
+    )
+    error: str | None = Field(description="Почему запуск не удался.")
+
+
+class RetrainRuns(BaseModel):
+    runs: list[RetrainRunInfo] = Field(description="Новые первыми.")

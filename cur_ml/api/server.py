@@ -68,7 +68,18 @@ def serve(
             f"on {settings.demo_data} (once)",
             file=sys.stderr,
         )
-        ensure_default_model(settings.model_dir, settings.demo_data, show_progress=False)
+        from cur_ml.tracking import record_run
+
+        model, _ = ensure_default_model(settings.model_dir, settings.demo_data, show_progress=False)
+        # The first champion is an MLflow run like every later one.
+        record_run(
+            settings,
+            kind="train-default",
+            model=model,
+            model_dir=settings.model_dir,
+            metrics=model.manifest["metrics"],
+            aliases=("champion",),
+        )
     if host is not None:
         updates["host"] = host
     if port is not None:

@@ -10,7 +10,7 @@ from typing import Any
 from cur_ml.api.batcher import DirectPredictor, PredictBatcher
 from cur_ml.api.metrics import ApiMetrics
 from cur_ml.api.schemas import Appeal
-from cur_ml.errors import CurMlError, InputError
+from cur_ml.errors import CurMlError, UnprocessableAppealsError
 from cur_ml.store.predictions import prediction_row
 from cur_ml.store.writer import PredictionWriter
 
@@ -21,16 +21,6 @@ log = logging.getLogger(__name__)
 Predictor = PredictBatcher | DirectPredictor
 #: An appeal any working model answers; tells a broken model from a bad appeal.
 CANARY = {"text": "Во дворе не вывозят мусор, баки переполнены."}
-
-
-class UnprocessableAppealsError(InputError):
-    """Valid-looking appeals the model failed on: answered 422, naming them, never 500."""
-
-    code = "E101"
-
-    def __init__(self, indexes: list[int]) -> None:
-        super().__init__(f"{len(indexes)} appeal(s) could not be processed")
-        self.indexes = indexes
 
 
 def _failing(

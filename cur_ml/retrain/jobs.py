@@ -9,6 +9,8 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, select
@@ -17,12 +19,17 @@ from cur_ml.retrain.labels import CORRECTABLE
 from cur_ml.retrain.loop import RetrainResult, load_base, retrain
 from cur_ml.settings import Settings
 from cur_ml.store.corrections import CorrectionRepository
+from cur_ml.store.db import aware
 from cur_ml.store.predictions import PredictionRecord
 from cur_ml.store.retrain_runs import RetrainRun, RetrainRunRepository
 
 __all__ = ["RetrainJobs", "operator_rows", "run_retrain"]
 
 log = logging.getLogger(__name__)
+
+#: A run `running` for longer than this is taken for dead (a process killed mid-run that no
+#: service start has cleaned up yet) and no longer blocks new runs.
+STALE_AFTER = timedelta(hours=6)
 
 
 def operator_rows(engine: Engine, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -79,7 +86,11 @@ def run_retrain(
 
 
 class RetrainJobs:
-    """Runs at most one retraining at a time in a background thread, recorded in the store."""
+    """Runs at most one retraining at a time in a background thread, recorded in the store.
+
+    `on_promoted` is called (in the job's thread) once a challenger replaced the champion's
+    files: the service reloads its model there.
+    """
 
     def __init__(
         self, settings: Settings, engine: Engine, on_promoted: Callable[[], None] | None = None
@@ -95,10 +106,23 @@ class RetrainJobs:
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def abandon_stale(self, started_before: datetime | None = None) -> int:
+        """At start: runs left `running` by a process that died are recorded as failed."""
+        count = self.runs.abandon_running(started_before)
+        if count:
+            log.warning("%d retrain run(s) left running by a stopped process marked failed", count)
+        return count
+
+    def current(self) -> RetrainRun | None:
+        """The run in progress (here or in another worker on the same store), if any."""
+        oldest = datetime.now(UTC) - STALE_AFTER
+        fresh = [r for r in self.runs.running() if aware(r.started_at) >= oldest]
+        return fresh[0] if fresh else None
+
     def start(self, trigger: str) -> RetrainRun | None:
         """Start a job; None when one is already running."""
         with self._lock:
-            if self.busy:
+            if self.busy or self.current() is not None:
                 return None
             seen = CorrectionRepository(self.engine).last_id()
             run = self.runs.start(trigger, seen)
@@ -124,13 +148,22 @@ class RetrainJobs:
         try:
             result = run_retrain(self.settings, self.engine)
         except Exception as exc:  # a failed job is recorded; the champion keeps serving
-            log.error("retrain %s failed: %s", run_id, exc)
-            self.runs.finish(
+            log.exception("retrain %s failed", run_id)
+            self._finish(
                 run_id, "failed", error="".join(traceback.format_exception_only(exc)).strip()
             )
             return
         status = "promoted" if result.promoted else "rejected"
-        self.runs.finish(run_id, status, result=result.to_dict())
+        self._finish(run_id, status, result=result.to_dict())
         log.info("retrain %s %s challenger %s", run_id, status, result.challenger_version)
         if result.promoted and self.on_promoted is not None:
-            self.on_promoted()
+            try:
+                self.on_promoted()
+            except Exception:  # the files are promoted; the model watcher may still load them
+                log.exception("the promoted model of retrain %s could not be loaded", run_id)
+
+    def _finish(self, run_id: str, status: str, **values: Any) -> None:
+        try:
+            self.runs.finish(run_id, status, **values)
+        except Exception:  # store down: the run stays `running` until the next start
+            log.exception("retrain %s finished (%s) but could not be recorded", run_id, status)

@@ -25,6 +25,7 @@ from cur_ml.model.classifier import HEADS
 from cur_ml.model.training import evaluate_model, headline, train_model
 from cur_ml.retrain.labels import apply_corrections
 from cur_ml.settings import Settings
+from cur_ml.tracking import record_run
 
 __all__ = ["RetrainResult", "compare", "load_base", "promote_files", "retrain"]
 
@@ -160,36 +161,19 @@ def retrain(
         training_rows=len(frame),
         registry_dir=str(registry),
     )
-    if settings.mlflow_enabled:
-        result.mlflow = _track(settings, challenger, registry, result)
+    result.mlflow = record_run(
+        settings,
+        kind="retrain",
+        model=challenger,
+        model_dir=registry,
+        metrics=result.metrics,
+        aliases=("challenger", "champion") if promoted else ("challenger",),
+        tags={"promoted": str(promoted), "decision": "; ".join(reasons)[:5000]},
+    )
     (registry / "decision.json").write_text(
         json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
     return result
-
-
-def _track(settings: Settings, model: RoutingModel, registry: Path, result: RetrainResult) -> dict:
-    """Log the run, register the challenger, move the aliases; never fails the retrain."""
-    from cur_ml.tracking import log_run, set_alias
-
-    try:
-        run = log_run(
-            settings,
-            kind="retrain",
-            model=model,
-            model_dir=registry,
-            metrics=result.metrics,
-            report_dir=None,
-            tags={"promoted": str(result.promoted), "decision": "; ".join(result.reasons)[:5000]},
-        )
-        if run["registered_version"]:
-            set_alias(settings, "challenger", run["registered_version"])
-            if result.promoted:
-                set_alias(settings, "champion", run["registered_version"])
-        return run
-    except Exception as exc:  # tracking is a record, not a gate: the model is already saved
-        log.warning("MLflow logging failed: %s", exc)
-        return {"error": str(exc)}
 
 
 def _current_champion(model_dir: Path) -> RoutingModel | None:

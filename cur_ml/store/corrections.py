@@ -7,7 +7,8 @@ client-supplied `idempotency_key` makes retries safe: the same key stores one ro
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,11 +17,19 @@ import pandas as pd
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from cur_ml.store.db import Base
+from cur_ml.errors import IdempotencyKeyReusedError, UnknownPredictionError
+from cur_ml.store.db import Base, aware
+from cur_ml.store.predictions import HEAD_FIELDS, PredictionRecord
 
-__all__ = ["CORRECTABLE_FIELDS", "CorrectionIn", "CorrectionRecord", "CorrectionRepository"]
+__all__ = [
+    "CORRECTABLE_FIELDS",
+    "CorrectionIn",
+    "CorrectionRecord",
+    "CorrectionRepository",
+    "effective_labels",
+]
 
-CORRECTABLE_FIELDS = ("category", "reason", "urgency", "agency")
+CORRECTABLE_FIELDS = HEAD_FIELDS
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
 
 
@@ -56,7 +65,7 @@ class CorrectionRecord(Base):
             "operator": self.operator,
             "comment": self.comment,
             "source": self.source,
-            "at": self.created_at.isoformat() if self.created_at else None,
+            "at": aware(self.created_at).isoformat() if self.created_at else None,
         }
 
 
@@ -101,41 +110,154 @@ def _insert_ignoring_duplicates(engine: Engine):
     return insert(CorrectionRecord).on_conflict_do_nothing(index_elements=["idempotency_key"])
 
 
+def _labels(session: Session, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Predicted labels of the stored predictions among `ids`; on PostgreSQL the rows are locked
+    (in id order, so two requests never deadlock): corrections of one prediction commit one
+    after another, and each sees the one before it."""
+    out: dict[str, dict[str, str]] = {}
+    columns = [getattr(PredictionRecord, f) for f in CORRECTABLE_FIELDS]
+    for start in range(0, len(ids), 500):
+        q = (
+            select(PredictionRecord.prediction_id, *columns)
+            .where(PredictionRecord.prediction_id.in_(ids[start : start + 500]))
+            .order_by(PredictionRecord.prediction_id)
+            .with_for_update()
+        )
+        for pid, *values in session.execute(q):
+            out[pid] = dict(zip(CORRECTABLE_FIELDS, values, strict=True))
+    return out
+
+
+def _latest(session: Session, ids: Sequence[str]) -> dict[tuple[str, str], str]:
+    """(prediction_id, field) → value of its latest correction."""
+    out: dict[tuple[str, str], str] = {}
+    for start in range(0, len(ids), 500):
+        q = (
+            select(
+                CorrectionRecord.prediction_id, CorrectionRecord.field, CorrectionRecord.new_value
+            )
+            .where(CorrectionRecord.prediction_id.in_(ids[start : start + 500]))
+            .order_by(CorrectionRecord.id)
+        )
+        for pid, field, value in session.execute(q):
+            out[(pid, field)] = value
+    return out
+
+
+def _by_keys(session: Session, keys: Sequence[str]) -> dict[str, CorrectionRecord]:
+    wanted = sorted(set(keys))
+    out: dict[str, CorrectionRecord] = {}
+    for start in range(0, len(wanted), 500):
+        q = select(CorrectionRecord).where(
+            CorrectionRecord.idempotency_key.in_(wanted[start : start + 500])
+        )
+        out.update((r.idempotency_key, r) for r in session.scalars(q))
+    return out
+
+
+def _check_reuse(rows: Sequence[dict[str, Any]], stored: dict[str, CorrectionRecord]) -> None:
+    reused = [
+        i
+        for i, row in enumerate(rows)
+        if row["idempotency_key"] in stored and not _same(stored[row["idempotency_key"]], row)
+    ]
+    if reused:
+        raise IdempotencyKeyReusedError(reused, [rows[i]["idempotency_key"] for i in reused])
+
+
+def _same(stored: CorrectionRecord, row: dict[str, Any]) -> bool:
+    """Whether a retry carries the correction its key stored (operator, comment may differ)."""
+    return (stored.prediction_id, stored.appeal_id, stored.field, stored.new_value) == (
+        row["prediction_id"],
+        row["appeal_id"],
+        row["field"],
+        row["new_value"],
+    )
+
+
+def effective_labels(
+    prediction: PredictionRecord, history: Sequence[CorrectionRecord]
+) -> dict[str, str]:
+    """The predicted labels overridden by the latest correction of each field."""
+    out = {f: getattr(prediction, f) for f in CORRECTABLE_FIELDS}
+    for rec in sorted(history, key=lambda r: r.id):
+        out[rec.field] = rec.new_value
+    return out
+
+
 class CorrectionRepository:
     """Append and query corrections; every call is one short transaction."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def add_many(self, items: Sequence[CorrectionIn]) -> list[tuple[CorrectionRecord, bool]]:
-        """Store corrections atomically; return each stored row and whether it is new.
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A write transaction; on SQLite it takes the write lock first (BEGIN IMMEDIATE), so its
+        reads and its insert see one state and a busy database is waited for, not failed on."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            if self.engine.dialect.name == "sqlite":
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            yield session
 
-        A key seen before returns the row stored then (a retry), not a duplicate.
+    def add_many(self, items: Sequence[CorrectionIn]) -> list[tuple[CorrectionRecord, bool]]:
+        """Store corrections in one transaction (committed on return); each stored row and
+        whether it is new.
+
+        A key seen before returns the row stored then (a retry), not a duplicate. A correction
+        of a served prediction gets `old_value` = the field's effective value before it (its
+        latest correction, else the predicted label). Raises `UnknownPredictionError` when a
+        `prediction_id` is not stored, `IdempotencyKeyReusedError` when a key already stored
+        a different correction; nothing is stored then.
         """
         rows = [item.row() for item in items]
         keys = [r["idempotency_key"] for r in rows]
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            before = set(
-                session.scalars(
-                    select(CorrectionRecord.idempotency_key).where(
-                        CorrectionRecord.idempotency_key.in_(keys)
-                    )
-                )
-            )
+        ids = sorted({r["prediction_id"] for r in rows if r["prediction_id"]})
+        with self._writing() as session:
+            labels = _labels(session, ids)
+            unknown = [
+                i
+                for i, r in enumerate(rows)
+                if r["prediction_id"] and r["prediction_id"] not in labels
+            ]
+            if unknown:
+                raise UnknownPredictionError(unknown, [rows[i]["prediction_id"] for i in unknown])
+            before = _by_keys(session, keys)
+            _check_reuse(rows, before)
+            current = _latest(session, ids)
+            seen: set[str] = set()
+            for row in rows:
+                key, pid = row["idempotency_key"], row["prediction_id"]
+                if key in before or key in seen:
+                    continue
+                seen.add(key)
+                if pid:
+                    field = row["field"]
+                    row["old_value"] = current.get((pid, field), labels[pid][field])
+                    current[(pid, field)] = row["new_value"]
+            inserted: set[str] = set()
             if rows:
-                session.execute(_insert_ignoring_duplicates(self.engine), rows)
-            stored = {
-                r.idempotency_key: r
-                for r in session.scalars(
-                    select(CorrectionRecord).where(CorrectionRecord.idempotency_key.in_(keys))
+                stmt = _insert_ignoring_duplicates(self.engine).returning(
+                    CorrectionRecord.idempotency_key
                 )
-            }
-        seen: set[str] = set()
-        out = []
+                inserted = set(session.scalars(stmt, rows))
+            stored = _by_keys(session, keys)
+            _check_reuse(rows, stored)  # a concurrent request may have used a key meanwhile
+        out, seen = [], set()
         for key in keys:
-            out.append((stored[key], key not in before and key not in seen))
+            out.append((stored[key], key in inserted and key not in seen))
             seen.add(key)
         return out
+
+    def history(self, prediction_id: str) -> list[CorrectionRecord]:
+        """Every correction of one prediction, oldest first."""
+        q = (
+            select(CorrectionRecord)
+            .where(CorrectionRecord.prediction_id == prediction_id)
+            .order_by(CorrectionRecord.id)
+        )
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.scalars(q))
 
     def query(
         self,

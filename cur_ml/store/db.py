@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,18 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["MIGRATIONS_DIR", "Base", "make_engine", "upgrade"]
+__all__ = ["MIGRATIONS_DIR", "Base", "aware", "make_engine", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 class Base(DeclarativeBase):
     """Base of every table of the store; Alembic compares migrations against its metadata."""
+
+
+def aware(when: datetime) -> datetime:
+    """A stored time as UTC-aware: SQLite gives back the naive UTC time that was written."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _dumps(obj: Any) -> str:
@@ -61,7 +67,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # configparser interpolates '%': a URL with escapes (?options=-csearch_path%3D...) needs '%%'
+    url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    config.set_main_option("sqlalchemy.url", url)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)

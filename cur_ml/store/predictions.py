@@ -9,12 +9,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Engine, String, func, insert, select
+from sqlalchemy import JSON, Boolean, DateTime, Engine, Float, String, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cur_ml.store.db import Base
 
-__all__ = ["PredictionRecord", "PredictionRepository", "prediction_row"]
+__all__ = ["HEAD_FIELDS", "PredictionRecord", "PredictionRepository", "prediction_row"]
+
+#: The four heads whose labels are stored as columns (and that operators correct).
+HEAD_FIELDS = ("category", "reason", "urgency", "agency")
 
 
 class PredictionRecord(Base):
@@ -33,6 +36,11 @@ class PredictionRecord(Base):
     urgency: Mapped[str] = mapped_column(String(16))
     agency: Mapped[str] = mapped_column(String(512))
     needs_review: Mapped[bool] = mapped_column(Boolean, index=True)
+    #: Where the appeal came from and where (copied from it; filters of the review queue).
+    district: Mapped[str | None] = mapped_column(String(256), index=True)
+    source: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: The lowest of the four head confidences (the review queue's order).
+    min_confidence: Mapped[float | None] = mapped_column(Float, index=True)
     #: Input fields of the appeal (CONTRACT section 1) that were sent.
     appeal: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: The prediction as answered (confidence, alternatives, review reasons, explanation...).
@@ -51,6 +59,8 @@ def prediction_row(
 ) -> dict[str, Any]:
     """A row of `predictions` (plain dict, ready for an executemany insert)."""
     appeal_id = prediction.get("id")
+    confidence = prediction.get("confidence") or {}
+    scores = [float(confidence[h]) for h in HEAD_FIELDS if confidence.get(h) is not None]
     return {
         "prediction_id": prediction["prediction_id"],
         "created_at": at or datetime.now(UTC),
@@ -62,9 +72,20 @@ def prediction_row(
         "urgency": prediction["urgency"],
         "agency": prediction["agency"],
         "needs_review": bool(prediction["needs_review"]),
+        "district": _clip(appeal.get("district"), 256),
+        "source": _clip(appeal.get("source"), 64),
+        "min_confidence": min(scores) if scores else None,
         "appeal": appeal,
         "prediction": prediction,
     }
+
+
+def _clip(value: Any, length: int) -> str | None:
+    """The column copy of a free-text field: the full text stays in `appeal`."""
+    if value is None:
+        return None
+    text = str(value).replace("\x00", "").strip()
+    return text[:length] or None
 
 
 class PredictionRepository:
@@ -82,6 +103,22 @@ class PredictionRepository:
     def get(self, prediction_id: str) -> PredictionRecord | None:
         with Session(self.engine, expire_on_commit=False) as session:
             return session.get(PredictionRecord, prediction_id)
+
+    def existing(self, prediction_ids: Sequence[str]) -> set[str]:
+        """Which of `prediction_ids` are stored."""
+        ids = sorted(set(prediction_ids))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                found.update(
+                    conn.scalars(
+                        select(PredictionRecord.prediction_id).where(
+                            PredictionRecord.prediction_id.in_(chunk)
+                        )
+                    )
+                )
+        return found
 
     def count(self) -> int:
         with Session(self.engine) as session:

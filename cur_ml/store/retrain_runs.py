@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from cur_ml.store.db import Base
+from cur_ml.store.db import Base, aware
 
 __all__ = ["RetrainRun", "RetrainRunRepository"]
 
@@ -34,8 +34,8 @@ class RetrainRun(Base):
             "id": self.id,
             "status": self.status,
             "trigger": self.trigger,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "started_at": aware(self.started_at).isoformat() if self.started_at else None,
+            "finished_at": aware(self.finished_at).isoformat() if self.finished_at else None,
             "corrections_seen": self.corrections_seen,
             "result": self.result,
             "error": self.error,
@@ -85,13 +85,29 @@ class RetrainRunRepository:
         runs = self.recent(1)
         return runs[0].corrections_seen if runs else 0
 
-    def abandon_running(self) -> int:
-        """Mark runs left `running` by a crashed process as failed; return how many."""
+    def running(self) -> list[RetrainRun]:
+        """Runs not finished yet (by this process or another one sharing the store)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(
+                session.scalars(
+                    select(RetrainRun)
+                    .where(RetrainRun.status == "running")
+                    .order_by(RetrainRun.started_at)
+                )
+            )
+
+    def abandon_running(self, started_before: datetime | None = None) -> int:
+        """Mark runs left `running` by a crashed process as failed; return how many.
+
+        `started_before`: only runs started before then (a process start: runs of sibling
+        workers started later are alive).
+        """
+        query = update(RetrainRun).where(RetrainRun.status == "running")
+        if started_before is not None:
+            query = query.where(RetrainRun.started_at < started_before)
         with self.engine.begin() as conn:
             done = conn.execute(
-                update(RetrainRun)
-                .where(RetrainRun.status == "running")
-                .values(
+                query.values(
                     status="failed",
                     error="the process running it stopped",
                     finished_at=datetime.now(UTC),

@@ -59,7 +59,7 @@ class ReviewQueue:
         """Pending predictions: high urgency first, then the least confident, then the oldest."""
         query = self._where(select(PredictionRecord), filters, pending=True).order_by(
             _URGENCY_RANK,
-            PredictionRecord.min_confidence,
+            PredictionRecord.min_confidence.asc().nulls_last(),
             PredictionRecord.created_at,
             PredictionRecord.prediction_id,
         )

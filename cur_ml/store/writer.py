@@ -17,18 +17,12 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from cur_ml.errors import CurMlError
+from cur_ml.errors import StoreBusyError
 from cur_ml.store.predictions import PredictionRepository
 
 __all__ = ["PredictionWriter", "StoreBusyError"]
 
 log = logging.getLogger(__name__)
-
-
-class StoreBusyError(CurMlError):
-    """The prediction store is not keeping up (or is down); the request may be retried."""
-
-    code = "E400"
 
 
 class PredictionWriter:

@@ -1,0 +1,76 @@
+"""`POST /v1/admin/retrain` (start a retraining in the background) and `GET` its runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+
+from cur_ml.api.deps import AdminAuth, RetrainJobsDep, store_errors
+from cur_ml.api.errors import ApiError
+from cur_ml.api.routers.corrections import AUTH_ERRORS
+from cur_ml.api.schemas import NO_NUL, ErrorBody, RetrainRunInfo, RetrainRuns
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/admin", tags=["retrain"])
+
+
+@router.post(
+    "/retrain",
+    status_code=202,
+    response_model=RetrainRunInfo,
+    summary="Запустить переобучение на исправлениях операторов (в фоне)",
+    responses={
+        **AUTH_ERRORS,
+        409: {"model": ErrorBody, "description": "Переобучение уже идёт"},
+        503: {"model": ErrorBody},
+    },
+)
+def start_retrain(_auth: AdminAuth, jobs: RetrainJobsDep) -> JSONResponse:
+    """Train a challenger on the base data plus every correction, compare it with the model
+    in service on the held-out data, and promote it unless some head got worse beyond
+    CUR_ML_RETRAIN_TOLERANCE. A promoted model is put in service by this process at once
+    (other workers: within CUR_ML_MODEL_POLL_SECONDS). Follow the run at
+    `GET /v1/admin/retrain/{id}`; a failed or rejected run leaves the champion serving."""
+    with store_errors():
+        run = jobs.start("api")
+        if run is None:
+            current = jobs.current()
+            which = f" (run {current.id})" if current is not None else ""
+            raise ApiError(409, "retrain_running", f"a retrain is already running{which}")
+    return JSONResponse(run.to_dict(), status_code=202)
+
+
+@router.get(
+    "/retrain",
+    response_model=RetrainRuns,
+    summary="Последние запуски переобучения",
+    responses={**AUTH_ERRORS, 503: {"model": ErrorBody}},
+)
+def list_retrains(
+    _auth: AdminAuth,
+    jobs: RetrainJobsDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Сколько запусков.")] = 20,
+) -> dict[str, Any]:
+    with store_errors():
+        return {"runs": [r.to_dict() for r in jobs.runs.recent(limit)]}
+
+
+@router.get(
+    "/retrain/{run_id}",
+    response_model=RetrainRunInfo,
+    summary="Один запуск переобучения: статус, решение, причины",
+    responses={**AUTH_ERRORS, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+)
+def get_retrain(
+    _auth: AdminAuth,
+    jobs: RetrainJobsDep,
+    run_id: Annotated[str, Path(max_length=64, description="`id` запуска."), NO_NUL],
+) -> dict[str, Any]:
+    with store_errors():
+        run = jobs.runs.get(run_id)
+    if run is None:
+        raise ApiError(404, "not_found", f"no retrain run {run_id!r}")
+    return run.to_dict()

@@ -1,0 +1,94 @@
+"""`GET /v1/review-queue`: predictions waiting for an operator, most urgent and least sure first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from cur_ml.api.deps import OperatorAuth, ReviewQueueDep, store_errors
+from cur_ml.api.routers.corrections import AUTH_ERRORS
+from cur_ml.api.schemas import AS_UTC, NO_NUL, ErrorBody, ReviewPage
+from cur_ml.store.db import aware
+from cur_ml.store.predictions import PredictionRecord
+from cur_ml.store.review import ReviewFilters
+
+__all__ = ["review_item", "router"]
+
+router = APIRouter(prefix="/v1", tags=["review"])
+
+_Text = Annotated[str | None, Query(max_length=512), NO_NUL]
+
+
+def review_item(record: PredictionRecord) -> dict[str, Any]:
+    """A prediction summary for the operator: the appeal's text and place, the four labels,
+    how sure the model was and why it asks for review."""
+    pred, appeal = record.prediction or {}, record.appeal or {}
+    return {
+        "prediction_id": record.prediction_id,
+        "created_at": aware(record.created_at).isoformat(),
+        "id": pred.get("id"),
+        "text": appeal.get("text", ""),
+        "district": record.district,
+        "source": record.source,
+        "category": record.category,
+        "reason": record.reason,
+        "urgency": record.urgency,
+        "agency": record.agency,
+        "confidence": pred.get("confidence"),
+        "min_confidence": record.min_confidence,
+        "alternatives": pred.get("alternatives"),
+        "review_reasons": pred.get("review_reasons") or [],
+        "deadline_days": pred.get("deadline_days"),
+        "due_at": pred.get("due_at"),
+        "model_version": record.model_version,
+    }
+
+
+@router.get(
+    "/review-queue",
+    response_model=ReviewPage,
+    summary="Очередь проверки: самые срочные и наименее уверенные первыми",
+    responses={**AUTH_ERRORS, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+)
+def review_queue(
+    _auth: OperatorAuth,
+    queue: ReviewQueueDep,
+    district: Annotated[str | None, Query(max_length=256, description="Район."), NO_NUL] = None,
+    category: _Text = None,
+    agency: _Text = None,
+    source: Annotated[
+        str | None, Query(max_length=64, description="`portal`, `vk`, ..."), NO_NUL
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        Query(description="Предсказанные не раньше, ISO 8601 (без зоны — UTC)."),
+        AS_UTC,
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Предсказанные раньше этого."), AS_UTC
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Predictions flagged `needs_review` that no operator corrected or confirmed yet: high
+    urgency first, then the least confident, then the oldest. A correction of any field
+    (a confirmation is a correction with the predicted value) takes one off the queue."""
+    filters = ReviewFilters(
+        district=district,
+        category=category,
+        agency=agency,
+        source=source,
+        since=since,
+        until=until,
+    )
+    with store_errors():
+        records = queue.page(filters, offset=offset, limit=limit)
+        counts = queue.counts(filters)
+    return {
+        "items": [review_item(r) for r in records],
+        "counts": counts,
+        "offset": offset,
+        "limit": limit,
+    }

@@ -1,0 +1,13 @@
+"""The operator console under /console: one router made of the page modules."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from cur_ml.console import routes_appeal, routes_auth, routes_model, routes_queue
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
+for _module in (routes_auth, routes_queue, routes_appeal, routes_model):
+    router.include_router(_module.router)

@@ -1,0 +1,310 @@
+"""An appeal's card: its text with the deciding words marked, the four decisions, corrections.
+
+Accepting a decision stores a correction with the same value, so the appeal leaves the
+queue; every form carries the session's CSRF token and its own idempotency key, so a
+double submission stores one correction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.exc import OperationalError
+
+from cur_ml.console.context import QueueContext
+from cur_ml.console.highlight import highlight, span_groups
+from cur_ml.console.session import ConsoleSession
+from cur_ml.console.web import (
+    HEAD_TITLES,
+    HEADS,
+    URGENCY_TITLES,
+    Stores,
+    gate,
+    message,
+    not_ready,
+    redirect,
+    render,
+    stores,
+)
+from cur_ml.errors import IdempotencyKeyReusedError, StoreBusyError
+from cur_ml.store.corrections import CorrectionIn
+
+__all__ = ["router"]
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_APPEAL_FIELDS = (
+    ("id", "Номер у источника"),
+    ("created_at", "Написано"),
+    ("source", "Источник"),
+    ("district", "Район"),
+    ("municipality", "Муниципалитет"),
+    ("address", "Адрес"),
+    ("city_object", "Объект"),
+)
+_URGENCY_CODES = {title: code for code, title in URGENCY_TITLES.items()}
+
+
+def _labels(request: Request) -> dict[str, list[str]]:
+    """Label sets of the model in service (empty while none is loaded)."""
+    model = getattr(request.app.state.slot, "model", None)
+    if model is None:
+        return {}
+    labels = model.manifest.get("labels") or model.label_sets()
+    return {head: [str(v) for v in labels.get(head, [])] for head in HEADS}
+
+
+def _allowed(head: str, record: Any, labels: dict[str, list[str]]) -> set[str]:
+    known = set(labels.get(head) or [])
+    known.add(str(getattr(record, head)))
+    for alt in ((record.prediction or {}).get("alternatives") or {}).get(head) or []:
+        known.add(str(alt.get("label")))
+    return known
+
+
+def _latest(history: list[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in history:  # id order: the last one wins
+        out[item.field] = item
+    return out
+
+
+def _heads(record: Any, history: list[Any], labels: dict[str, list[str]]) -> list[dict]:
+    prediction = record.prediction or {}
+    confidence = prediction.get("confidence") or {}
+    alternatives = prediction.get("alternatives") or {}
+    explanation = prediction.get("explanation") or {}
+    latest = _latest(history)
+    out = []
+    for head in HEADS:
+        predicted = str(getattr(record, head))
+        corrected = latest.get(head)
+        current = corrected.new_value if corrected is not None else predicted
+        alts = [
+            {"n": n, "label": str(a.get("label")), "confidence": a.get("confidence")}
+            for n, a in enumerate((alternatives.get(head) or [])[:3], start=1)
+        ]
+        words = [
+            {"text": w.get("text", ""), "weight": w.get("weight")}
+            for w in explanation.get(head) or []
+            if isinstance(w, dict)
+        ]
+        options = labels.get(head) or []
+        if head == "urgency":
+            options = [URGENCY_TITLES.get(v, v) for v in options]
+        out.append(
+            {
+                "head": head,
+                "title": HEAD_TITLES[head],
+                "predicted": predicted,
+                "confidence": confidence.get(head),
+                "current": current,
+                "corrected": corrected,
+                "alternatives": alts,
+                "words": words,
+                "options": options,
+            }
+        )
+    return out
+
+
+def _store(
+    request: Request, session: ConsoleSession, found: Stores, items: list[CorrectionIn]
+) -> Response | None:
+    """Store corrections as the API does (then maybe an automatic retrain); a page on failure."""
+    try:
+        stored = found.corrections.add_many(items)
+    except IdempotencyKeyReusedError:
+        return message(
+            request,
+            session,
+            "Форма уже отправлена",
+            "Эта форма уже сохранила другое значение. Откройте обращение ещё раз.",
+            409,
+        )
+    except (OperationalError, StoreBusyError):
+        log.exception("console: corrections could not be stored")
+        return message(
+            request, session, "Хранилище недоступно", "Не сохранено: повторите через минуту.", 503
+        )
+    if any(new for _, new in stored) and found.retrain_jobs is not None:
+        try:
+            found.retrain_jobs.maybe_start_auto()
+        except Exception:  # never fails the correction, as in the API
+            log.exception("automatic retrain could not be started")
+    return None
+
+
+def _focus(heads: list[dict]) -> str:
+    """The head to focus first: the least confident one nobody has decided yet."""
+    open_heads = [h for h in heads if h["corrected"] is None]
+    if not open_heads:
+        return ""
+    return min(open_heads, key=lambda h: float(h["confidence"] or 0.0))["head"]
+
+
+def _card(
+    request: Request,
+    session: ConsoleSession,
+    found: Stores,
+    record: Any,
+    ctx: QueueContext,
+    *,
+    notice: str = "",
+    error: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    history = found.corrections.query(prediction_id=record.prediction_id, limit=1000)
+    heads = _heads(record, history, _labels(request))
+    appeal = record.appeal or {}
+    text = str(appeal.get("text") or "")
+    groups = span_groups((record.prediction or {}).get("explanation"), text, HEADS)
+    ctx_query = ctx.query(page=False)
+    return render(
+        request,
+        "appeal.html",
+        {
+            "record": record,
+            "prediction": record.prediction or {},
+            "meta": [
+                (title, appeal[k]) for k, title in _APPEAL_FIELDS if appeal.get(k) not in (None, "")
+            ],
+            "text_html": highlight(text, groups, HEAD_TITLES),
+            "legend": [(g.css, ", ".join(HEAD_TITLES[h].lower() for h in g.heads)) for g in groups],
+            "heads": heads,
+            "focus": _focus(heads),
+            "history": list(reversed(history)),
+            "pending": bool(record.needs_review) and not history,
+            "ctx": ctx_query,
+            "queue_url": "/console/"
+            + (f"?{ctx.query(page=False, pos=False)}" if ctx.active else ""),
+            "next_url": f"/console/next?current={quote(record.prediction_id)}"
+            + (f"&{ctx_query}" if ctx_query else ""),
+            "new_key": lambda: secrets.token_urlsafe(18),
+            "notice": notice,
+            "error": error,
+        },
+        session=session,
+        status=status,
+    )
+
+
+@router.get("/appeals/{prediction_id}", response_class=HTMLResponse, summary="Карточка обращения")
+def appeal_card(request: Request, prediction_id: str, saved: str = "") -> Response:
+    session = gate(request)
+    if isinstance(session, Response):
+        return session
+    found = stores(request)
+    if found is None:
+        return not_ready(request, session)
+    record = found.predictions.get(prediction_id[:64])
+    if record is None:
+        return message(
+            request, session, "Не найдено", "Обращения с таким номером предсказания нет.", 404
+        )
+    notice = f"{HEAD_TITLES[saved]}: исправление сохранено." if saved in HEAD_TITLES else ""
+    return _card(
+        request,
+        session,
+        found,
+        record,
+        QueueContext.from_params(request.query_params),
+        notice=notice,
+    )
+
+
+@router.post(
+    "/appeals/{prediction_id}/corrections",
+    response_class=HTMLResponse,
+    summary="Принять или исправить решения модели",
+)
+def correct(
+    request: Request,
+    prediction_id: str,
+    csrf: Annotated[str, Form()] = "",
+    key: Annotated[str, Form()] = "",
+    action: Annotated[str, Form()] = "",
+    field: Annotated[str, Form()] = "",
+    value: Annotated[str, Form()] = "",
+    custom: Annotated[str, Form()] = "",
+    ctx: Annotated[str, Form()] = "",
+) -> Response:
+    session = gate(request)
+    if isinstance(session, Response):
+        return session
+    if not session.csrf_ok(csrf) or not _KEY.fullmatch(key):
+        return message(
+            request,
+            session,
+            "Форма устарела",
+            "Форма устарела или пришла не из консоли. Откройте обращение ещё раз.",
+            403,
+        )
+    found = stores(request)
+    if found is None:
+        return not_ready(request, session)
+    record = found.predictions.get(prediction_id[:64])
+    if record is None:
+        return message(
+            request, session, "Не найдено", "Обращения с таким номером предсказания нет.", 404
+        )
+    context = QueueContext.from_string(ctx)
+    common = {
+        "operator": session.name,
+        "prediction_id": record.prediction_id,
+        "appeal_id": record.appeal_id,
+        "source": "console",
+    }
+    history = found.corrections.query(prediction_id=record.prediction_id, limit=1000)
+    latest = _latest(history)
+    if action == "accept_all":
+        items = [
+            CorrectionIn(
+                field=head,
+                new_value=str(getattr(record, head)),
+                old_value=str(getattr(record, head)),
+                idempotency_key=f"{key}:{head}",
+                **common,
+            )
+            for head in HEADS
+            if head not in latest
+        ]
+        if (failed := _store(request, session, found, items)) is not None:
+            return failed
+        query = context.query(page=False)
+        return redirect(
+            f"/console/next?current={quote(record.prediction_id)}" + (f"&{query}" if query else "")
+        )
+    if action != "set" or field not in HEADS:
+        return _card(
+            request, session, found, record, context, error="Неизвестное действие.", status=422
+        )
+    chosen = (value or custom).strip()
+    if field == "urgency":
+        chosen = _URGENCY_CODES.get(chosen, chosen)
+    if not chosen:
+        error = f"{HEAD_TITLES[field]}: выберите значение из списка."
+        return _card(request, session, found, record, context, error=error, status=422)
+    if chosen not in _allowed(field, record, _labels(request)):
+        error = (
+            f"{HEAD_TITLES[field]}: «{chosen[:200]}» нет среди меток модели; выберите из списка."
+        )
+        return _card(request, session, found, record, context, error=error, status=422)
+    before = latest[field].new_value if field in latest else str(getattr(record, field))
+    item = CorrectionIn(
+        field=field, new_value=chosen, old_value=before, idempotency_key=f"{key}:{field}", **common
+    )
+    if (failed := _store(request, session, found, [item])) is not None:
+        return failed
+    query = context.query(page=False)
+    return redirect(
+        f"/console/appeals/{quote(record.prediction_id)}?{query}{'&' if query else ''}saved={field}"
+    )

@@ -1,0 +1,107 @@
+"""The review queue: pending appeals, most urgent and least confident first, with filters."""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from cur_ml.console.context import QueueContext
+from cur_ml.console.web import gate, not_ready, redirect, render, stores
+
+__all__ = ["PAGE_SIZE", "router"]
+
+router = APIRouter()
+PAGE_SIZE = 25
+_NOTICES = {
+    "empty": "Других обращений в очереди нет (с этими фильтрами).",
+    "saved": "Исправление сохранено.",
+}
+
+
+def _row(record, ctx: QueueContext, pos: int) -> dict:
+    text = str((record.appeal or {}).get("text") or "")
+    prediction = record.prediction or {}
+    card = ctx.with_(pos=pos).query(page=False)
+    return {
+        "id": record.prediction_id,
+        "href": f"/console/appeals/{quote(record.prediction_id)}" + (f"?{card}" if card else ""),
+        "created_at": record.created_at,
+        "urgency": record.urgency,
+        "category": record.category,
+        "reason": record.reason,
+        "agency": record.agency,
+        "district": getattr(record, "district", None) or "",
+        "source": getattr(record, "source", None) or "",
+        "min_confidence": getattr(record, "min_confidence", None),
+        "snippet": text if len(text) <= 160 else text[:157].rstrip() + "…",
+        "issues": prediction.get("review_reasons") or [],
+    }
+
+
+@router.get("/", response_class=HTMLResponse, summary="Очередь на проверку")
+def queue(request: Request, msg: str = "") -> Response:
+    session = gate(request)
+    if isinstance(session, Response):
+        return session
+    found = stores(request)
+    if found is None:
+        return not_ready(request, session)
+    ctx = QueueContext.from_params(request.query_params)
+    filters = ctx.filters()
+    counts = found.review_queue.counts(filters)
+    pages = max(1, math.ceil(counts["pending"] / PAGE_SIZE))
+    if ctx.page > pages:
+        ctx = ctx.with_(page=pages)
+    offset = (ctx.page - 1) * PAGE_SIZE
+    records = found.review_queue.page(filters, offset=offset, limit=PAGE_SIZE)
+    rows = [_row(r, ctx, offset + i) for i, r in enumerate(records)]
+    base = ctx.query(page=False, pos=False)
+    sep = "&" if base else ""
+
+    def page_url(n: int) -> str:
+        return f"/console/?{base}{sep}page={n}" if n > 1 else f"/console/?{base}".rstrip("?")
+
+    return render(
+        request,
+        "queue.html",
+        {
+            "ctx": ctx,
+            "rows": rows,
+            "counts": counts,
+            "facets": found.review_queue.facets(),
+            "page": ctx.page,
+            "pages": pages,
+            "prev_url": page_url(ctx.page - 1) if ctx.page > 1 else "",
+            "next_url": page_url(ctx.page + 1) if ctx.page < pages else "",
+            "first_url": rows[0]["href"] if rows else "",
+            "notice": _NOTICES.get(msg, ""),
+        },
+        session=session,
+    )
+
+
+@router.get("/next", summary="Следующее обращение очереди")
+def next_appeal(request: Request, current: str = "") -> Response:
+    """The first pending appeal at or after the current one's position that is not it."""
+    session = gate(request)
+    if isinstance(session, Response):
+        return session
+    found = stores(request)
+    if found is None:
+        return not_ready(request, session)
+    ctx = QueueContext.from_params(request.query_params)
+    filters = ctx.filters()
+    for offset in (ctx.pos, 0):  # past the end: start again from the top
+        for i, record in enumerate(found.review_queue.page(filters, offset=offset, limit=2)):
+            if record.prediction_id != current:
+                # A skipped appeal is still pending and sits just before: i counts it.
+                query = ctx.with_(pos=offset + i).query(page=False)
+                return redirect(
+                    f"/console/appeals/{quote(record.prediction_id)}"
+                    + (f"?{query}" if query else "")
+                )
+    query = ctx.query(page=False, pos=False)
+    return redirect(f"/console/?{query}{'&' if query else ''}msg=empty")

@@ -1,0 +1,97 @@
+// cur-ml operator console: keyboard shortcuts. Every action also works without this file.
+"use strict";
+(() => {
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+  const typing = (el) =>
+    el && (el.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName));
+  // Physical keys (event.code), so the shortcuts work with the Russian layout too.
+  const is = (e, ...codes) => codes.includes(e.code);
+  const go = (link) => link && link.href && window.location.assign(link.href);
+
+  // One submission per rendered form (the server also drops duplicates by idempotency key).
+  document.addEventListener("submit", (e) => {
+    const form = e.target;
+    if (form.method.toLowerCase() !== "post") return;
+    if (form.dataset.sent) e.preventDefault();
+    form.dataset.sent = "1";
+  });
+
+  function appealPage() {
+    const heads = $$("section.head");
+    let current = $("section.head[data-autofocus]") || heads[0];
+    const focusHead = (head) => {
+      if (!head) return;
+      current = head;
+      head.focus({ preventScroll: false });
+    };
+    document.addEventListener("focusin", (e) => {
+      const head = e.target.closest && e.target.closest("section.head");
+      if (head) current = head;
+    });
+    if ($("section.head[data-autofocus]")) focusHead(current);
+    else if ($("#next")) $("#next").focus();
+
+    document.addEventListener("keydown", (e) => {
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      if (typing(e.target)) {
+        if (e.key === "Escape") {
+          const head = e.target.closest("section.head");
+          e.target.blur();
+          focusHead(head || current);
+        }
+        return;
+      }
+      const step = is(e, "ArrowDown") ? 1 : is(e, "ArrowUp") ? -1 : 0;
+      if (step && heads.length) {
+        const i = heads.indexOf(current);
+        focusHead(heads[(i + step + heads.length) % heads.length]);
+      } else if (is(e, "KeyA") && !e.shiftKey) {
+        $("#accept-all")?.click();
+      } else if (is(e, "KeyN", "KeyJ")) {
+        go($("#next"));
+      } else if (/^(Digit|Numpad)[1-3]$/.test(e.code) && current) {
+        $(`button[data-alt="${e.code.slice(-1)}"]`, current)?.click();
+      } else if (is(e, "Slash") || e.key === "/") {
+        const input = current && $("[data-search]", current);
+        if (input) input.focus();
+      } else {
+        return;
+      }
+      e.preventDefault();
+    });
+  }
+
+  function queuePage() {
+    const rows = $$("a.row-link");
+    if (rows.length && !typing(document.activeElement)) rows[0].focus({ preventScroll: true });
+    document.addEventListener("keydown", (e) => {
+      if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) return;
+      const i = rows.indexOf(document.activeElement);
+      if (is(e, "KeyJ", "ArrowDown") && rows.length) {
+        rows[Math.min(i + 1, rows.length - 1)].focus();
+      } else if (is(e, "KeyK", "ArrowUp") && rows.length) {
+        rows[Math.max(i - 1, 0)].focus();
+      } else if (is(e, "Slash") || e.key === "/") {
+        $("#first-filter")?.focus();
+      } else if (is(e, "BracketLeft")) {
+        go($("#prev-page"));
+      } else if (is(e, "BracketRight")) {
+        go($("#next-page"));
+      } else {
+        return;
+      }
+      e.preventDefault();
+    });
+  }
+
+  // Anywhere: "m" opens the model page, "q" the queue (the appeal page keeps its filters).
+  document.addEventListener("keydown", (e) => {
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) return;
+    if (is(e, "KeyM")) go($('a[href="/console/model"]'));
+    else if (is(e, "KeyQ")) go($("#back") || $('a[href="/console/"]'));
+  });
+
+  if (document.body.classList.contains("page-appeal")) appealPage();
+  if (document.body.classList.contains("page-queue")) queuePage();
+})();

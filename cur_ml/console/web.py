@@ -1,0 +1,246 @@
+"""What every console page shares: templates, the session cookie, the gate, the stores."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from cur_ml.console.session import COOKIE, MAX_AGE, ConsoleSession, dumps, enabled, loads
+from cur_ml.settings import Settings
+
+__all__ = [
+    "HEADS",
+    "HEAD_TITLES",
+    "MSK",
+    "STATIC_DIR",
+    "URGENCY_TITLES",
+    "Stores",
+    "disabled",
+    "gate",
+    "message",
+    "not_ready",
+    "redirect",
+    "render",
+    "safe_next",
+    "session_of",
+    "set_session",
+    "settings_of",
+    "stores",
+]
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+HEADS = ("category", "reason", "urgency", "agency")
+HEAD_TITLES = {
+    "category": "Категория",
+    "reason": "Причина",
+    "urgency": "Срочность",
+    "agency": "Ведомство",
+}
+URGENCY_TITLES = {"high": "высокая", "medium": "средняя", "low": "низкая"}
+_ISSUES = {
+    "low_confidence": "низкая уверенность",
+    "small_margin": "близкая альтернатива",
+    "unknown_district": "неизвестный район",
+    "heads_disagree": "причина и ведомство не согласуются",
+    "not_russian": "текст не на русском",
+    "text_too_short": "слишком короткий текст",
+}
+#: Moscow has kept UTC+3 all year since 2014; times are shown as МСК.
+MSK = timezone(timedelta(hours=3), "МСК")
+#: No inline script or style anywhere: the policy can forbid both.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _when(value: datetime | str | None) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # the store keeps UTC (SQLite drops the offset)
+    return value.astimezone(MSK).strftime("%d.%m.%Y %H:%M")
+
+
+def _when_local(value: str) -> str:
+    """A citizen's own time (no zone in the appeal): reformatted, not converted."""
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return _when(when) if when.tzinfo is not None else when.strftime("%d.%m.%Y %H:%M")
+
+
+def _pct(value: Any) -> str:
+    try:
+        return f"{float(value) * 100:.0f}%"
+    except (TypeError, ValueError):
+        return "—"
+
+
+def _label(value: Any, head: str = "") -> str:
+    """A label as an operator reads it (urgency in Russian; others are Russian already)."""
+    text = "" if value is None else str(value)
+    return URGENCY_TITLES.get(text, text) if head == "urgency" else text
+
+
+def _issues(codes: Any) -> str:
+    """Review reasons in Russian, heads grouped: 'низкая уверенность: причина, ведомство; ...'."""
+    grouped: dict[str, list[str]] = {}
+    for code in codes or ():
+        kind, _, head = str(code).partition(":")
+        heads = grouped.setdefault(kind, [])
+        if head:
+            heads.append(head)
+    parts = []
+    for kind, heads in grouped.items():
+        text = _ISSUES.get(kind, kind)
+        order = sorted(set(heads), key=lambda h: HEADS.index(h) if h in HEADS else len(HEADS))
+        names = ", ".join(HEAD_TITLES.get(h, h).lower() for h in order)
+        parts.append(f"{text}: {names}" if names else text)
+    return "; ".join(parts)
+
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
+_env.filters.update(when=_when, when_local=_when_local, pct=_pct, label=_label, issues=_issues)
+_env.globals.update(HEADS=HEADS, HEAD_TITLES=HEAD_TITLES)
+
+
+def settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def session_of(request: Request) -> ConsoleSession | None:
+    return loads(settings_of(request), request.cookies.get(COOKIE))
+
+
+def set_session(request: Request, response: Response, session: ConsoleSession) -> Response:
+    """Signed, HttpOnly, SameSite=strict, limited to /console; Secure over https."""
+    response.set_cookie(
+        COOKIE,
+        dumps(settings_of(request), session),
+        max_age=MAX_AGE,
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    session: ConsoleSession | None,
+    status: int = 200,
+) -> HTMLResponse:
+    html = _env.get_template(template).render(session=session, **context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def message(
+    request: Request, session: ConsoleSession | None, title: str, text: str, status: int
+) -> HTMLResponse:
+    """A page that only says something (disabled console, missing appeal, stale form...)."""
+    return render(
+        request, "message.html", {"title": title, "text": text}, session=session, status=status
+    )
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def disabled(request: Request) -> HTMLResponse:
+    return message(
+        request,
+        None,
+        "Консоль выключена",
+        "Консоль оператора выключена: не задан ни CUR_ML_OPERATOR_TOKEN, ни CUR_ML_ADMIN_TOKEN. "
+        "Задайте токен и перезапустите сервис.",
+        403,
+    )
+
+
+_LOCAL = re.compile(r"/console(/[^\\]*)?")
+
+
+def safe_next(url: str | None) -> str:
+    """Where to go after signing in: a console path only (never another site)."""
+    if url and _LOCAL.fullmatch(url) and not url.startswith("/console//"):
+        return url
+    return "/console/"
+
+
+def gate(request: Request, *, admin: bool = False) -> ConsoleSession | Response:
+    """The signed-in session, or the response to send instead (disabled, sign in, forbidden)."""
+    if not enabled(settings_of(request)):
+        return disabled(request)
+    session = session_of(request)
+    if session is None or session.role is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return redirect(f"/console/login?next={quote(target, safe='')}")
+    if admin and not session.is_admin:
+        return message(
+            request, session, "Нет доступа", "Это действие доступно только администратору.", 403
+        )
+    return session
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The store objects the app's lifespan opened (shared with the JSON API)."""
+
+    predictions: Any
+    corrections: Any
+    review_queue: Any
+    retrain_jobs: Any
+
+
+def stores(request: Request) -> Stores | None:
+    state = request.app.state
+    found = {
+        name: getattr(state, name, None)
+        for name in ("predictions", "corrections", "review_queue", "retrain_jobs")
+    }
+    if any(v is None for k, v in found.items() if k != "retrain_jobs"):
+        return None
+    return Stores(**found)
+
+
+def not_ready(request: Request, session: ConsoleSession | None) -> HTMLResponse:
+    return message(
+        request,
+        session,
+        "Сервис запускается",
+        "Хранилище ещё не открыто. Обновите страницу через несколько секунд.",
+        503,
+    )

@@ -1,0 +1,171 @@
+"""Helpers of the corrections tests (fixtures are in conftest.py): settings, apps, servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from cur_ml.api.main import create_app
+from cur_ml.settings import Settings
+
+DEMO = Path(__file__).resolve().parents[2] / "datasets" / "demo" / "appeals.csv"
+PG_URL = os.environ.get(
+    "CUR_ML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+OPERATOR = "operator-token"
+ADMIN = "admin-token"
+OP = {"Authorization": f"Bearer {OPERATOR}"}
+ADM = {"Authorization": f"Bearer {ADMIN}"}
+
+
+def settings_for(tmp: Path, model_dir: Path, **overrides) -> Settings:
+    """Settings isolated from the environment: own store, operator/admin tokens, no MLflow."""
+    values = {
+        "model_dir": model_dir,
+        "database_url": f"sqlite:///{tmp / 'store.sqlite3'}",
+        "predict_token": None,
+        "operator_token": OPERATOR,
+        "admin_token": ADMIN,
+        "model_poll_seconds": 0,
+        "mlflow_enabled": False,
+        "retrain_after_corrections": 0,
+        "base_data": [],
+        "demo_data": DEMO,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[TestClient]:
+    """A started app (lifespan run) whose model is loaded."""
+    app = create_app(settings)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 30
+        while not app.state.slot.ready:
+            assert app.state.slot.error is None, app.state.slot.error
+            assert time.monotonic() < deadline, "model did not load"
+            time.sleep(0.01)
+        yield client
+
+
+def predict(client, appeals: list[dict]) -> list[dict]:
+    """Predictions for `appeals`, already recorded in the store."""
+    r = client.post("/v1/predict", json={"appeals": appeals})
+    assert r.status_code == 200, r.text
+    assert client.app.state.writer.flush(10)
+    return r.json()["predictions"]
+
+
+def reachable(url: str) -> str | None:
+    """None when PostgreSQL answers at `url`, else why not."""
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    finally:
+        engine.dispose()
+    return None
+
+
+@contextmanager
+def fresh_schema(server_url: str) -> Iterator[str]:
+    """A new schema `cur_ml_test_<random>`; yields a URL whose connections use it
+    (search_path), drops it at the end."""
+    schema = f"cur_ml_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text("SET lock_timeout = '20s'"))
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`cur-ml serve` in a child process (uvicorn), restartable on the same port and store."""
+
+    def __init__(self, tmp: Path, model_dir: Path, database_url: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = tmp
+        self.env = {
+            **os.environ,
+            "CUR_ML_DATABASE_URL": database_url,
+            "CUR_ML_OPERATOR_TOKEN": OPERATOR,
+            "CUR_ML_ADMIN_TOKEN": ADMIN,
+            "CUR_ML_PREDICT_TOKEN": "",
+            "CUR_ML_MODEL_POLL_SECONDS": "0",
+            "CUR_ML_MLFLOW_ENABLED": "false",
+            "CUR_ML_RETRAIN_AFTER_CORRECTIONS": "0",
+            "CUR_ML_LOG_LEVEL": "WARNING",
+        }
+        self.code = (
+            "from pathlib import Path; from cur_ml.api.server import serve; "
+            f"serve(model_dir=Path({str(model_dir)!r}), host='127.0.0.1', port={self.port})"
+        )
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 90) -> Server:
+        self.starts += 1
+        log = open(self.tmp / f"server-{self.starts}.log", "wb")
+        # Output to a file, not a pipe: nobody reads it while the load runs.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.code], env=self.env, stdout=log, stderr=log
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(self.log()[-3000:])
+            assert time.monotonic() < deadline, "server not ready in time"
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+
+    def log(self) -> str:
+        return (self.tmp / f"server-{self.starts}.log").read_text(errors="replace")

@@ -1,0 +1,102 @@
+"""Every train / evaluate run leaves an MLflow record; the model is registered and aliased."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-c", "from cur_ml.cli import main; main()"]
+
+
+@pytest.fixture()
+def mlflow_env(tmp_path):
+    env = dict(
+        os.environ,
+        CUR_ML_MLFLOW_ENABLED="true",
+        CUR_ML_MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        CUR_ML_MLFLOW_ARTIFACT_LOCATION=(tmp_path / "artifacts").as_uri(),
+    )
+    return env
+
+
+def test_train_and_evaluate_are_recorded(demo_path, tmp_path, mlflow_env):
+    out = tmp_path / "model"
+    train = subprocess.run(
+        [
+            *CLI,
+            "train",
+            "--data",
+            str(demo_path),
+            "--split",
+            "train",
+            "--eval-split",
+            "dev",
+            "--out",
+            str(out),
+        ],
+        env=mlflow_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert train.returncode == 0, train.stderr
+    summary = json.loads(train.stdout)
+    assert summary["mlflow"]["registered_version"] == "1"
+    evaluate = subprocess.run(
+        [*CLI, "evaluate", "--model", str(out), "--data", str(demo_path), "--split", "dev"],
+        env=mlflow_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluate.returncode == 0, evaluate.stderr
+
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_env["CUR_ML_MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["cur-ml"], output_format="list")
+    kinds = sorted(r.data.tags["kind"] for r in runs)
+    assert kinds == ["evaluate", "train"]
+    trained = next(r for r in runs if r.data.tags["kind"] == "train")
+    assert (
+        trained.data.tags["data_sha256"]
+        == json.loads((out / "manifest.json").read_text())["data"]["sha256"]
+    )
+    assert trained.data.metrics["dev_reason_accuracy"] > 0.5
+    assert trained.data.tags["git_commit"]
+    client = mlflow.MlflowClient()
+    artifacts = {a.path for a in client.list_artifacts(trained.info.run_id)}
+    assert {"report", "manifest.json"} <= artifacts
+    # The model itself is a registered pyfunc made by this run (MLflow 3 keeps it as a
+    # logged model beside the run's artifacts).
+    assert client.get_model_version("cur-ml", "1").run_id == trained.info.run_id
+    report = {a.path for a in client.list_artifacts(trained.info.run_id, "report")}
+    assert "report/confusion_reason.png" in report
+
+
+def test_champion_alias_resolves_to_a_loadable_model(demo_model, tmp_path, mlflow_env):
+    from cur_ml.model import load_model
+    from cur_ml.settings import Settings
+    from cur_ml.tracking import record_run, resolve_model_source
+
+    settings = Settings(
+        mlflow_enabled=True,
+        mlflow_tracking_uri=mlflow_env["CUR_ML_MLFLOW_TRACKING_URI"],
+        mlflow_artifact_location=mlflow_env["CUR_ML_MLFLOW_ARTIFACT_LOCATION"],
+    )
+    directory = demo_model.save(tmp_path / "m")
+    run = record_run(
+        settings,
+        kind="train",
+        model=demo_model,
+        model_dir=directory,
+        metrics={},
+        aliases=("champion",),
+    )
+    assert run["registered_version"]
+    loaded = load_model(resolve_model_source("models:/cur-ml@champion", settings))
+    assert loaded.version == demo_model.version
