@@ -16,6 +16,8 @@ from pydantic import (
     field_validator,
 )
 
+from cur_ml.data import INPUT_COLUMNS
+
 __all__ = [
     "AS_UTC",
     "NO_NUL",
@@ -44,17 +46,7 @@ __all__ = [
 ]
 
 #: Fields of an appeal the model reads (everything but `id`).
-MODEL_INPUTS = (
-    "text",
-    "created_at",
-    "source",
-    "district",
-    "municipality",
-    "address",
-    "lat",
-    "lon",
-    "city_object",
-)
+MODEL_INPUTS = INPUT_COLUMNS
 
 EXAMPLE_APPEAL = {
     "id": "A-2024-000123",
