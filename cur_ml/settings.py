@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CUR_ML_", env_file=".env", extra="ignore")
 
     model_dir: Path = REPO_ROOT / "models" / "default"
+    #: Serve from the MLflow registry instead, e.g. `models:/cur-ml@champion` (re-resolved on
+    #: every reload, so a moved alias is picked up by `POST /v1/admin/reload`).
+    model_uri: str | None = None
     demo_data: Path = REPO_ROOT / "datasets" / "demo" / "appeals.csv"
     max_text_chars: int = 20_000
 

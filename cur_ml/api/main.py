@@ -58,6 +58,16 @@ def _version() -> str:
         return "0"
 
 
+def _registry_resolver(settings: Settings):
+    """Loads from the MLflow registry when CUR_ML_MODEL_URI is `models:/...` (re-asked per load)."""
+    uri = settings.model_uri
+    if not uri:
+        return None
+    from cur_ml.tracking import resolve_model_source
+
+    return lambda: resolve_model_source(uri, settings)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start: model load (in the background), schema migrations, the store (writer,
@@ -133,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.model_dir,
         on_swap=lambda routing_model: api_metrics.model_loaded(routing_model.version),
         on_failure=api_metrics.model_failed,
+        resolve=_registry_resolver(settings),
     )
     api_metrics.watch(
         "cur_ml_store_pending_rows",

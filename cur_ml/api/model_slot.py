@@ -45,6 +45,8 @@ class ModelSlot:
     directory : model directory (manifest.json + model.joblib).
     on_swap : called with each model put in service (metrics).
     on_failure : called with the message of each failed load.
+    resolve : where the model is now, asked before every load (an MLflow registry alias
+        such as ``models:/cur-ml@champion`` moves); None: always `directory`.
     """
 
     def __init__(
@@ -52,8 +54,10 @@ class ModelSlot:
         directory: Path,
         on_swap: Callable[[RoutingModel], None] | None = None,
         on_failure: Callable[[str], None] | None = None,
+        resolve: Callable[[], Path] | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.resolve = resolve
         self.model: RoutingModel | None = None
         self.loaded_at: datetime | None = None
         self.error: str | None = None  # why the last load failed
@@ -85,15 +89,18 @@ class ModelSlot:
         Raises the domain error when the model cannot be loaded; the old model stays.
         """
         with self._load_lock:  # one load at a time; requests are never blocked by it
-            signature = _manifest_signature(self.directory)
-            sha = _manifest_sha(self.directory)
             try:
+                if self.resolve is not None:
+                    self.directory = Path(self.resolve())
+                signature = _manifest_signature(self.directory)
+                sha = _manifest_sha(self.directory)
                 model = load_model(self.directory)
                 # A warm-up prediction builds lazy state (tokenizer, caches) before traffic does.
                 model.predict([{"text": "Прогрев модели: не горит фонарь во дворе."}], explain=True)
             except Exception as exc:
                 self.error = exc.message if isinstance(exc, CurMlError) else repr(exc)
-                self._signature = signature  # do not retry the same files on every poll
+                # do not retry the same files on every poll
+                self._signature = _manifest_signature(self.directory)
                 if self.on_failure is not None:
                     self.on_failure(self.error)
                 raise

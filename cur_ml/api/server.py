@@ -60,7 +60,7 @@ def serve(
         if not (model_dir / MANIFEST_NAME).is_file():
             raise ModelError(f"no model at {model_dir}: {MANIFEST_NAME} is missing")
         updates["model_dir"] = model_dir
-    elif not (settings.model_dir / MANIFEST_NAME).is_file():
+    elif not settings.model_uri and not (settings.model_dir / MANIFEST_NAME).is_file():
         from cur_ml.model.training import ensure_default_model
 
         print(
