@@ -57,7 +57,10 @@ def test_train_and_evaluate_are_recorded(demo_path, tmp_path, mlflow_env):
 
     import mlflow
 
-    mlflow.set_tracking_uri(mlflow_env["CUR_ML_MLFLOW_TRACKING_URI"])
+    uri = mlflow_env["CUR_ML_MLFLOW_TRACKING_URI"]
+    # Set both: earlier tests in this process may have pointed the registry elsewhere.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     runs = mlflow.search_runs(experiment_names=["cur-ml"], output_format="list")
     kinds = sorted(r.data.tags["kind"] for r in runs)
     assert kinds == ["evaluate", "train"]
@@ -68,7 +71,7 @@ def test_train_and_evaluate_are_recorded(demo_path, tmp_path, mlflow_env):
     )
     assert trained.data.metrics["dev_reason_accuracy"] > 0.5
     assert trained.data.tags["git_commit"]
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     artifacts = {a.path for a in client.list_artifacts(trained.info.run_id)}
     assert {"report", "manifest.json"} <= artifacts
     # The model itself is a registered pyfunc made by this run (MLflow 3 keeps it as a
