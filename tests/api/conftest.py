@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+from app_support import running
 from fastapi.testclient import TestClient
 
-from cur_ml.api.main import create_app
 from cur_ml.data import load_appeals
 from cur_ml.model import load_model
 from cur_ml.model.training import train_model
@@ -34,19 +33,6 @@ def api_settings(tmp: Path, model_dir: Path, **overrides) -> Settings:
         **overrides,
     }
     return Settings(_env_file=None, **values)
-
-
-@contextmanager
-def running(settings: Settings) -> Iterator[TestClient]:
-    """A started app (lifespan run) whose model is loaded."""
-    app = create_app(settings)
-    with TestClient(app) as client:
-        deadline = time.monotonic() + 30
-        while not app.state.slot.ready:
-            assert app.state.slot.error is None, app.state.slot.error
-            assert time.monotonic() < deadline, "model did not load"
-            time.sleep(0.01)
-        yield client
 
 
 @pytest.fixture(scope="session")

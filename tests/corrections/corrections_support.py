@@ -14,11 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from fastapi.testclient import TestClient
+from app_support import running  # noqa: F401 - re-exported to the corrections tests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from cur_ml.api.main import create_app
 from cur_ml.settings import Settings
 
 DEMO = Path(__file__).resolve().parents[2] / "datasets" / "demo" / "appeals.csv"
@@ -47,19 +46,6 @@ def settings_for(tmp: Path, model_dir: Path, **overrides) -> Settings:
         **overrides,
     }
     return Settings(_env_file=None, **values)
-
-
-@contextmanager
-def running(settings: Settings) -> Iterator[TestClient]:
-    """A started app (lifespan run) whose model is loaded."""
-    app = create_app(settings)
-    with TestClient(app) as client:
-        deadline = time.monotonic() + 30
-        while not app.state.slot.ready:
-            assert app.state.slot.error is None, app.state.slot.error
-            assert time.monotonic() < deadline, "model did not load"
-            time.sleep(0.01)
-        yield client
 
 
 def predict(client, appeals: list[dict]) -> list[dict]:
