@@ -32,20 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from cur_ml.data import INPUT_COLUMNS
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "spb" / "appeals.csv.gz"
-FIELDS = (
-    "id",
-    "text",
-    "created_at",
-    "source",
-    "district",
-    "municipality",
-    "address",
-    "lat",
-    "lon",
-    "city_object",
-)
+#: What a routing service sends: the caller's id and every input field of an appeal.
+FIELDS = ("id", *INPUT_COLUMNS)
 
 
 # ------------------------------------------------------------------ helpers
