@@ -51,7 +51,7 @@ def train(
     from cur_ml.tracking import record_run
 
     dataset = load_appeals(data, split=split)
-    model = train_model(dataset)
+    model = train_model(dataset, params=Settings().training_params())
     summary = {
         "model_version": model.version,
         "out": str(out),
@@ -108,11 +108,21 @@ def predict(
         typer.echo(f'cur-ml: {bad} input line(s) could not be used; see their "error"', err=True)
 
 
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="score as one channel sends appeals: portal, geo, text or social (default: all)",
+    ),
+]
+
+
 @app.command()
 def evaluate(
     model: ModelOpt,
     data: DataOpt,
     split: SplitOpt = None,
+    profile: ProfileOpt = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -120,27 +130,43 @@ def evaluate(
         ),
     ] = None,
 ) -> None:
-    """Print per-head figures as JSON; write the human report under the model directory."""
+    """Print per-head figures as JSON, per input profile; write the human report of each.
+
+    The top-level figures are those of the first profile scored (portal by default);
+    `profiles` holds every profile's.
+    """
     from cur_ml.data import load_appeals
     from cur_ml.model import load_model
     from cur_ml.model.training import evaluate_model, headline
+    from cur_ml.profiles import apply_profile, profile_names
     from cur_ml.settings import Settings
     from cur_ml.tracking import record_run
 
+    try:
+        names = profile_names(profile)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
     routing = load_model(model)
     dataset = load_appeals(data, split=split)
     where = report or model / "reports" / (split or data[0].name.split(".")[0])
-    metrics = headline(evaluate_model(routing, dataset.frame, where))
-    record_run(
-        Settings(),
-        kind="evaluate",
-        model=routing,
-        metrics=metrics,
-        report_dir=where,
-        tags={"evaluated_on": ",".join(map(str, data)) + (f"@{split}" if split else "")},
-    )
+    evaluated_on = ",".join(map(str, data)) + (f"@{split}" if split else "")
+    per_profile = {}
+    for name in names:
+        report_dir = where / name
+        per_profile[name] = headline(
+            evaluate_model(routing, apply_profile(dataset.frame, name), report_dir)
+        )
+        record_run(
+            Settings(),
+            kind="evaluate",
+            model=routing,
+            metrics=per_profile[name],
+            report_dir=report_dir,
+            tags={"evaluated_on": evaluated_on, "profile": name},
+        )
+    metrics = {**per_profile[names[0]], "profile": names[0], "profiles": per_profile}
     metrics["model_version"] = routing.version
-    metrics["report"] = str(where / "report.md")
+    metrics["report"] = str(where / names[0] / "report.md")
     _print_json(metrics)
 
 
@@ -153,7 +179,9 @@ def quickstart() -> None:
     from cur_ml.tracking import record_run
 
     settings = Settings()
-    model, trained = ensure_default_model(settings.model_dir, settings.demo_data)
+    model, trained = ensure_default_model(
+        settings.model_dir, settings.demo_data, params=settings.training_params()
+    )
     if trained:
         record_run(
             settings,

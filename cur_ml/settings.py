@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     holdout_split: str = "dev"
     #: A challenger is promoted unless some head's accuracy drops by more than this.
     retrain_tolerance: float = 0.01
+    #: Cost of a missed `high` appeal in false alarms: sets the urgency operating point that
+    #: training reads off its calibration rows (higher: more recall of `high`, less precision).
+    high_miss_cost: float = Field(4.0, gt=0)
+    #: Accuracy the appeals routed without review should reach; the review thresholds are
+    #: read off the coverage/accuracy curve of the calibration rows to meet it.
+    review_accuracy: float = Field(0.9, gt=0, le=1)
     #: Weight of a corrected appeal in training relative to an uncorrected one.
     corrected_weight: float = 2.0
     #: Start a retrain by itself after this many new corrections (0: only on request).
@@ -73,3 +79,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: One JSON object per log line (False: plain text, for a terminal).
     log_json: bool = True
+
+    def training_params(self) -> dict[str, float]:
+        """The model parameters that are settings (passed to `AppealClassifier`)."""
+        return {"high_miss_cost": self.high_miss_cost, "review_accuracy": self.review_accuracy}

@@ -30,10 +30,28 @@ def test_train_then_evaluate(demo_path, tmp_path):
         assert 0.0 <= metrics[head]["accuracy"] <= 1.0
         assert 0.0 <= metrics[head]["macro_f1"] <= 1.0
     assert "recall_high" in metrics["urgency"]
-    report = out / "reports" / "dev"
-    assert (report / "report.md").exists()
-    for head in ("category", "reason", "urgency", "agency"):
-        assert (report / f"confusion_{head}.png").stat().st_size > 1000
+    # Every channel is scored; the top level is the portal form's, as before profiles.
+    assert set(metrics["profiles"]) == {"portal", "geo", "text", "social"}
+    assert metrics["profile"] == "portal"
+    assert metrics["reason"] == metrics["profiles"]["portal"]["reason"]
+    for profile in metrics["profiles"]:
+        report = out / "reports" / "dev" / profile
+        assert (report / "report.md").exists()
+        for head in ("category", "reason", "urgency", "agency"):
+            assert (report / f"confusion_{head}.png").stat().st_size > 1000
+
+
+def test_evaluate_one_profile(demo_model_dir, demo_path, tmp_path):
+    args = ["--model", str(demo_model_dir), "--data", str(demo_path), "--split", "dev"]
+    done = run("evaluate", *args, "--profile", "text", "--report", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert metrics["profile"] == "text" and set(metrics["profiles"]) == {"text"}
+    # A bare text never has a place: every agency that needs a district is out of reach.
+    assert metrics["agency"]["accuracy"] < 0.5
+    bad = run("evaluate", *args, "--profile", "fax")
+    assert bad.returncode == 2
+    assert "unknown profile 'fax'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_predict_keeps_order_and_shape(demo_model_dir):

@@ -63,7 +63,9 @@ def test_train_and_evaluate_are_recorded(demo_path, tmp_path, mlflow_env):
     mlflow.set_registry_uri(uri)
     runs = mlflow.search_runs(experiment_names=["cur-ml"], output_format="list")
     kinds = sorted(r.data.tags["kind"] for r in runs)
-    assert kinds == ["evaluate", "train"]
+    assert kinds == ["evaluate"] * 4 + ["train"]  # one evaluate run per input profile
+    profiles = {r.data.tags.get("profile") for r in runs if r.data.tags["kind"] == "evaluate"}
+    assert profiles == {"portal", "geo", "text", "social"}
     trained = next(r for r in runs if r.data.tags["kind"] == "train")
     assert (
         trained.data.tags["data_sha256"]

@@ -183,6 +183,26 @@ class HeadExplanation(BaseModel):
     agency: list[WordSpan]
 
 
+class Place(BaseModel):
+    """Where the appeal is, as the service resolved it (CONTRACT section 4)."""
+
+    district: str | None = Field(description="Район; null, если место не найдено.")
+    municipality: str | None = Field(description="Муниципальное образование, если известно.")
+    method: Literal["given", "point", "address_in_text", "none"] = Field(
+        description=(
+            "Откуда место: `given` — поле обращения, `point` — координаты, "
+            "`address_in_text` — адрес в тексте, `none` — не найдено."
+        )
+    )
+    confidence: float = Field(ge=0, le=1)
+    notes: list[str] = Field(
+        description=(
+            "Замечания: `lat_lon_swapped` (широта и долгота перепутаны и исправлены), "
+            "`point_outside_region`, `district_contradicts_point`."
+        )
+    )
+
+
 class Prediction(BaseModel):
     """The answer for one appeal (CONTRACT: the fields of `cur-ml predict` + `prediction_id`)."""
 
@@ -191,14 +211,26 @@ class Prediction(BaseModel):
     model_version: str
     category: str
     reason: str
-    urgency: Literal["high", "medium", "low"]
+    urgency: Literal["high", "medium", "low"] = Field(
+        description=(
+            "Решение о срочности в рабочей точке модели: `high`, если P(high) не ниже её порога "
+            "(пропуск острого обращения дороже ложной тревоги). Вероятности — в `alternatives`."
+        )
+    )
     agency: str
     confidence: HeadConfidence = Field(description="Вероятность выбранной метки каждой головы.")
     alternatives: HeadAlternatives = Field(description="Три лучшие метки каждой головы.")
     deadline_days: int
     due_at: str = Field(description="Срок ответа: `created_at` (или сейчас) + `deadline_days`.")
+    place: Place | None = Field(None, description="Место обращения и как оно найдено.")
     needs_review: bool
-    review_reasons: list[str]
+    review_reasons: list[str] = Field(
+        description=(
+            "Почему нужна проверка: `low_confidence:<голова>`, `place_unknown`, "
+            "`place_contradicts_point`, `only_tags_or_links`, `text_too_short`, `not_russian`, "
+            "`heads_disagree`, `unknown_district`."
+        )
+    )
     explanation: HeadExplanation | None = Field(
         None, description="Слова обращения, определившие решение (при `explain=true`)."
     )
@@ -221,6 +253,13 @@ EXAMPLE_PREDICTION = {
     },
     "deadline_days": 3,
     "due_at": "2024-05-17T09:30:00+03:00",
+    "place": {
+        "district": "Невский",
+        "municipality": "муниципальный округ Невский округ",
+        "method": "point",
+        "confidence": 0.97,
+        "notes": [],
+    },
     "needs_review": False,
     "review_reasons": [],
     "explanation": {

@@ -70,7 +70,12 @@ def serve(
         )
         from cur_ml.tracking import record_run
 
-        model, _ = ensure_default_model(settings.model_dir, settings.demo_data, show_progress=False)
+        model, _ = ensure_default_model(
+            settings.model_dir,
+            settings.demo_data,
+            params=settings.training_params(),
+            show_progress=False,
+        )
         # The first champion is an MLflow run like every later one.
         record_run(
             settings,

@@ -53,6 +53,9 @@ _ISSUES = {
     "heads_disagree": "причина и ведомство не согласуются",
     "not_russian": "текст не на русском",
     "text_too_short": "слишком короткий текст",
+    "place_unknown": "место не найдено",
+    "place_contradicts_point": "район не совпадает с точкой",
+    "only_tags_or_links": "только хэштеги, упоминания или ссылки",
 }
 #: Moscow has kept UTC+3 all year since 2014; times are shown as МСК.
 MSK = timezone(timedelta(hours=3), "МСК")

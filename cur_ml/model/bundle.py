@@ -78,6 +78,8 @@ class RoutingModel:
             pred["model_version"] = self.version
             if explain:
                 appeal = {c: values[i] for c, values in frame.items()}
+                appeal["city_object"] = scores.objects[i]
+                appeal["district"] = scores.places[i].district
                 pred["explanation"] = explain_heads(
                     self.classifier, appeal, pred, tokens=scores.tokens[i]
                 )

@@ -1,11 +1,21 @@
 """The four-head appeal classifier: one fitted object that training evaluates and the API serves.
 
-Design: one calibrated head scores the fine `reason`; `category` and `urgency`
-are its marginals (a reason belongs to one category and implies one deadline),
-so the three topic heads can never contradict each other. A second head scores
-the agency *role* ("СПб ГКУ ЖА {district} района", "Комитет по транспорту", ...)
-from the text, the place and the decoded reason × district; the appeal's
-district fills the role in.
+Design
+------
+* One calibrated head scores the fine `reason` from the text and the object type
+  (the portal's menu); `category` and `urgency` are its marginals, so the topic
+  heads never contradict each other.
+* A message without the menu (social posts, comments) does not pretend to have
+  one: a small text-only head predicts the object type, and the reason is
+  integrated over its three likeliest values, P(r | text) = Σ P(r | text, o) P(o | text).
+* The place comes from the fields, else from a point or an address typed in the
+  text (`PlaceResolver`). The agency head scores the agency *role*
+  ("СПб ГКУ ЖА {district} района", ...) from the text, the place, the object type
+  and the decoded reason × district; the district fills the role in. It is fitted
+  with place and object hidden on part of the rows, so their absence is common.
+* Urgency is a decision at an operating point on P(high) that weighs a missed
+  acute appeal above a false alarm; review thresholds come from the
+  coverage/accuracy curve. Both are chosen on the newest rows, held out.
 """
 
 from __future__ import annotations
@@ -15,13 +25,18 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.special import softmax
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from cur_ml.data import Columns, appeal_columns, take
-from cur_ml.model.features import AppealFeaturizer
+from cur_ml.model.calibration import fit_temperature
+from cur_ml.model.features import AppealFeaturizer, slug
 from cur_ml.model.heads import LinearHead
+from cur_ml.model.operating import review_threshold, urgency_threshold
+from cur_ml.model.place import Place, PlaceResolver
+from cur_ml.model.review import ReviewPolicy
 from cur_ml.model.taxonomy import Taxonomy
 from cur_ml.text import Token
 
@@ -32,7 +47,11 @@ Progress = Callable[[str], None]
 
 
 class HeadScores:
-    """Probabilities of every head for a batch: `labels[head]` and `proba[head]` (rows × labels)."""
+    """Probabilities of every head for a batch: `labels[head]` and `proba[head]` (rows × labels).
+
+    `decoded` holds the chosen index per row for `reason` and `urgency`; `places`
+    the resolved place of each row; `objects` the object type each row was read with.
+    """
 
     def __init__(
         self,
@@ -40,9 +59,12 @@ class HeadScores:
         proba: dict[str, np.ndarray],
         decoded: dict[str, np.ndarray],
         lemmas: list[str],
+        places: list[Place],
+        objects: list[str],
         tokens: list[list[Token]] | None = None,
     ) -> None:
         self.labels, self.proba, self.decoded, self.lemmas = labels, proba, decoded, lemmas
+        self.places, self.objects = places, objects
         #: Tokens with offsets, when the caller asked for them (explanations).
         self.tokens = tokens
 
@@ -67,34 +89,52 @@ def _recency_weights(created_at: pd.Series, half_life_days: float | None) -> np.
     return np.power(0.5, age / half_life_days)
 
 
+def _sharpen(p: np.ndarray, temperature: float) -> np.ndarray:
+    """Re-temper a probability matrix: p^(1/T), renormalised per row."""
+    return softmax(np.log(np.clip(p, 1e-12, 1.0)) / temperature, axis=1)
+
+
 class AppealClassifier(BaseEstimator):
     """Predicts category, reason, urgency and agency of an appeal with calibrated probabilities.
 
     Parameters
     ----------
-    reason_C, agency_C : regularisation of the two linear heads.
+    reason_C, agency_C, object_C : regularisation of the linear heads.
     agency_half_life_days : recency weighting of the agency head (None: off).
     calibration_share : newest share of the training rows held out to fit the
-        temperatures before the final fit on all rows.
-    min_df, city_object_dropout : passed to :class:`AppealFeaturizer`.
+        temperatures and operating points before the final fit on all rows.
+    min_df : passed to :class:`AppealFeaturizer`.
+    field_dropout : share of training rows whose place and object type the agency
+        head does not see, so that it also serves messages without them.
+    object_top_k : object types integrated over when an appeal has none.
+    high_miss_cost : cost of a missed `high` appeal, in false alarms.
+    review_accuracy : accuracy the appeals routed without review should reach.
     """
 
     def __init__(
         self,
         reason_C: float = 0.3,
         agency_C: float = 0.3,
+        object_C: float = 0.3,
         agency_half_life_days: float | None = 80.0,
         calibration_share: float = 0.15,
         min_df: int = 2,
-        city_object_dropout: float = 0.1,
+        field_dropout: float = 0.3,
+        object_top_k: int = 3,
+        high_miss_cost: float = 4.0,
+        review_accuracy: float = 0.9,
         random_state: int = 0,
     ) -> None:
         self.reason_C = reason_C
         self.agency_C = agency_C
+        self.object_C = object_C
         self.agency_half_life_days = agency_half_life_days
         self.calibration_share = calibration_share
         self.min_df = min_df
-        self.city_object_dropout = city_object_dropout
+        self.field_dropout = field_dropout
+        self.object_top_k = object_top_k
+        self.high_miss_cost = high_miss_cost
+        self.review_accuracy = review_accuracy
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
@@ -110,25 +150,28 @@ class AppealClassifier(BaseEstimator):
         self.taxonomy_ = tax = Taxonomy.from_labels(frame)
         cols = appeal_columns(frame)
         step("features")
-        self.featurizer_ = AppealFeaturizer(
-            min_df=self.min_df,
-            city_object_dropout=self.city_object_dropout,
-            random_state=self.random_state,
-        )
-        X = self.featurizer_.fit_transform(cols)
+        self.featurizer_ = AppealFeaturizer(min_df=self.min_df)
+        lemmas = _lemmatize(cols["text"])
+        self.featurizer_.fit(cols, lemmas=lemmas)
+        self.place_resolver_ = PlaceResolver().fit(cols)
+        W = self.featurizer_.text(lemmas)
+        X = self.featurizer_.with_object(W, lemmas, cols["city_object"])
         roles = np.array(
             [tax.role_of(a, d) for a, d in zip(frame["agency"], frame["district"], strict=True)]
         )
         reasons = frame["reason"].to_numpy()
+        objects = np.array(cols["city_object"], dtype=object)
         base_w = np.ones(len(frame)) if sample_weight is None else np.asarray(sample_weight, float)
         recency = _recency_weights(frame["created_at"], self.agency_half_life_days)
         agency_w = base_w if recency is None else base_w * recency
         self._set_maps()
         self.roles_ = sorted(set(roles))
+        hide = np.random.default_rng(self.random_state).random(len(frame)) < self.field_dropout
+        data = (W, X, lemmas, reasons, roles, objects, cols, hide, base_w, agency_w)
 
         n_cal = int(len(frame) * self.calibration_share)
-        temperatures = {"reason": 0.1, "agency": 0.1}
-        if n_cal >= 30:
+        fitted = n_cal >= 30
+        if fitted:
             order = np.argsort(
                 pd.to_datetime(frame["created_at"], errors="coerce", format="mixed")
                 .fillna(pd.Timestamp(0))
@@ -137,29 +180,22 @@ class AppealClassifier(BaseEstimator):
             )
             fit_idx, cal_idx = np.sort(order[:-n_cal]), np.sort(order[-n_cal:])
             step("calibration fit")
-            self._fit_heads(
-                X[fit_idx],
-                reasons[fit_idx],
-                roles[fit_idx],
-                take(cols, fit_idx),
-                base_w[fit_idx],
-                agency_w[fit_idx],
-            )
+            self._fit_heads(*_rows(data, fit_idx))
             step("calibrate")
-            cal = take(cols, cal_idx)
-            self.reason_head_.calibrate(X[cal_idx], reasons[cal_idx])
-            decoded = self._decode_reason(self.reason_head_.predict_proba(X[cal_idx]))
-            self.agency_head_.calibrate(
-                self._agency_features(X[cal_idx], decoded, cal), roles[cal_idx]
-            )
-            temperatures = {
-                "reason": self.reason_head_.temperature_,
-                "agency": self.agency_head_.temperature_,
-            }
+            settings = self._calibrate(take(cols, cal_idx), reasons[cal_idx], roles[cal_idx])
         step("final fit")
-        self._fit_heads(X, reasons, roles, cols, base_w, agency_w)
-        self.reason_head_.temperature_ = temperatures["reason"]
-        self.agency_head_.temperature_ = temperatures["agency"]
+        self._fit_heads(*data)
+        if fitted:
+            for head, temperature in settings["temperatures"].items():
+                getattr(self, f"{head}_head_").temperature_ = temperature
+            self.text_temperature_ = settings["text_temperature"]
+            self.high_threshold_ = settings["high_threshold"]
+            self.review_policy_ = settings["review_policy"]
+        else:
+            self.text_temperature_ = 1.0
+            bayes = 1.0 / (1.0 + self.high_miss_cost)  # right for calibrated probabilities
+            self.high_threshold_ = {"form": bayes, "text": bayes}
+            self.review_policy_ = ReviewPolicy()
         self.seen_reason_roles_ = set(zip(reasons, roles, strict=True))
         return self
 
@@ -168,24 +204,93 @@ class AppealClassifier(BaseEstimator):
         reasons = np.array(tax.reasons)
         self.categories_, self.reason_to_category_ = _indicator(reasons, tax.category_of)
         self.urgencies_, self.reason_to_urgency_ = _indicator(reasons, tax.urgency_of)
+        self.high_index_ = (
+            int(np.flatnonzero(self.urgencies_ == "high")[0]) if ("high" in self.urgencies_) else -1
+        )
 
-    def _fit_heads(self, X, reasons, roles, frame, reason_w, agency_w) -> None:
+    def _fit_heads(self, W, X, lemmas, reasons, roles, objects, cols, hide, reason_w, agency_w):
         # Every reason of the taxonomy, even one only the calibration rows have.
         self.reason_head_ = LinearHead(C=self.reason_C).fit(
             X, reasons, sample_weight=reason_w, classes=self.taxonomy_.reasons
         )
+        has_object = np.array([bool(o) for o in objects])
+        self.object_head_ = LinearHead(C=self.object_C).fit(
+            W[has_object], objects[has_object], classes=self.featurizer_.objects_
+        )
         # In-sample decoded reasons: as useful as out-of-fold ones here, at a third of the cost.
         decoded = self._decode_reason(self.reason_head_.predict_proba(X))
-        self.agency_cross_ = CountVectorizer(
+        seen = {
+            "district": ["" if h else d for h, d in zip(hide, cols["district"], strict=True)],
+            "municipality": [
+                "" if h else m for h, m in zip(hide, cols["municipality"], strict=True)
+            ],
+            "address": ["" if h else a for h, a in zip(hide, cols["address"], strict=True)],
+            "city_object": ["" if h else o for h, o in zip(hide, objects, strict=True)],
+        }
+        self.agency_meta_ = CountVectorizer(
             token_pattern=r"\S+", lowercase=False, binary=True, dtype=np.float32
-        )
-        self.agency_cross_.fit(self._cross_tokens(decoded, frame))
+        ).fit(self._agency_tokens(decoded, seen))
         self.agency_head_ = LinearHead(C=self.agency_C).fit(
-            self._agency_features(X, decoded, frame),
+            self._agency_features(W, decoded, seen),
             roles,
             sample_weight=agency_w,
             classes=self.roles_,
         )
+
+    def _calibrate(self, cal: Columns, reasons: np.ndarray, roles: np.ndarray) -> dict:
+        """Temperatures, the urgency threshold and review thresholds, on held-out rows."""
+        lemmas = _lemmatize(cal["text"])
+        W = self.featurizer_.text(lemmas)
+        X = self.featurizer_.with_object(W, lemmas, cal["city_object"])
+        self.reason_head_.calibrate(X, reasons)
+        self.object_head_.calibrate(W, np.array(cal["city_object"], dtype=object))
+        self.text_temperature_ = 1.0
+        # The same rows once as portal forms and once as bare texts: the operating points
+        # must hold for both kinds of source.
+        bare = {**cal, "city_object": [""] * len(reasons), "district": [""] * len(reasons)}
+        bare.update(municipality=[""] * len(reasons), address=[""] * len(reasons))
+        p_bare, _ = self._reason_proba(W, lemmas, bare["city_object"])
+        index = {c: i for i, c in enumerate(self.reason_head_.classes_)}
+        self.text_temperature_ = fit_temperature(
+            np.log(np.clip(p_bare, 1e-12, 1.0)), np.array([index.get(r, -1) for r in reasons])
+        )
+        form = self._score_lemmas(cal, lemmas, W)
+        self.agency_head_.calibrate(self._agency_features(W, form["decoded"], cal), roles)
+        both = [form, self._score_lemmas(bare, lemmas, W)]
+        is_high = np.array([self.taxonomy_.urgency_of.get(r) == "high" for r in reasons])
+        # One operating point per kind of input: a form is scored more sharply than a bare text.
+        thresholds = {
+            kind: urgency_threshold(s["urgency"][:, self.high_index_], is_high, self.high_miss_cost)
+            for kind, s in zip(("form", "text"), both, strict=True)
+        }
+        truth = {"reason": np.concatenate([reasons, reasons])}
+        truth["category"] = np.array(
+            [self.taxonomy_.category_of.get(r, "") for r in truth["reason"]]
+        )
+        review = {}
+        for head in ("category", "reason"):
+            labels = self.categories_ if head == "category" else self.reason_head_.classes_
+            p = np.concatenate([s[head] for s in both])
+            review[head] = review_threshold(
+                p.max(axis=1), labels[p.argmax(axis=1)] == truth[head], self.review_accuracy
+            )
+        p_role = self.agency_head_.predict_proba(self._agency_features(W, form["decoded"], cal))
+        review["agency"] = review_threshold(
+            p_role.max(axis=1),
+            self.agency_head_.classes_[p_role.argmax(axis=1)] == roles,
+            self.review_accuracy,
+        )
+        review["urgency"] = ReviewPolicy().threshold("urgency")
+        return {
+            "temperatures": {
+                "reason": self.reason_head_.temperature_,
+                "object": self.object_head_.temperature_,
+                "agency": self.agency_head_.temperature_,
+            },
+            "text_temperature": self.text_temperature_,
+            "high_threshold": thresholds,
+            "review_policy": ReviewPolicy(min_confidence=tuple(review.items()), min_margin=0.0),
+        }
 
     # -------------------------------------------------------------- predict
     def _decode_reason(self, p_reason: np.ndarray) -> np.ndarray:
@@ -194,16 +299,104 @@ class AppealClassifier(BaseEstimator):
         member = self.reason_to_category_[:, best_cat].T.astype(bool)
         return np.where(member, p_reason, -1.0).argmax(axis=1)
 
-    def _cross_tokens(self, reason_index: np.ndarray, frame: Columns) -> list[str]:
-        return [
-            f"r={r} rd={r}|{'_'.join(d.split())}"
-            for r, d in zip(reason_index, frame["district"], strict=True)
-        ]
+    def _reason_proba(
+        self, W: sp.csr_matrix, lemmas: list[str], objects: list[str]
+    ) -> tuple[np.ndarray, list[str]]:
+        """P(reason), and the object type each row was read with (given, else the likeliest).
 
-    def _agency_features(self, X, reason_index, frame) -> sp.csr_matrix:
+        Rows without a known object type integrate it out over its `object_top_k` likeliest values.
+        """
+        known = set(self.featurizer_.objects_)
+        given = np.array([o in known for o in objects])
+        p = np.zeros((W.shape[0], len(self.reason_head_.classes_)))
+        chosen = [o if o in known else "" for o in objects]
+        if given.any():
+            rows = np.flatnonzero(given)
+            X = self.featurizer_.with_object(
+                W[rows], [lemmas[i] for i in rows], [objects[i] for i in rows]
+            )
+            p[rows] = self.reason_head_.predict_proba(X)
+        if not given.all():
+            rows = np.flatnonzero(~given)
+            Wb, lem = W[rows], [lemmas[i] for i in rows]
+            p_obj = self.object_head_.predict_proba(Wb)
+            k = min(self.object_top_k, p_obj.shape[1])
+            top = np.argpartition(-p_obj, k - 1, axis=1)[:, :k]
+            mix = np.zeros((len(rows), p.shape[1]))
+            names = self.object_head_.classes_
+            for j in range(k):
+                objs = names[top[:, j]]
+                X = self.featurizer_.with_object(Wb, lem, list(objs))
+                weight = p_obj[np.arange(len(rows)), top[:, j]][:, None]
+                mix += weight * self.reason_head_.predict_proba(X)
+            p[rows] = _sharpen(mix / mix.sum(axis=1, keepdims=True), self.text_temperature_)
+            best = names[p_obj.argmax(axis=1)]
+            for i, r in enumerate(rows):
+                chosen[r] = str(best[i])
+        return p, chosen
+
+    def _agency_tokens(self, reason_index: np.ndarray, frame: Columns) -> list[str]:
+        out = []
+        for r, d, m, a, o in zip(
+            reason_index,
+            frame["district"],
+            frame["municipality"],
+            frame["address"],
+            frame["city_object"],
+            strict=True,
+        ):
+            parts = [f"r={r}"]
+            if d:
+                parts += [f"dist={slug(d)}", f"rd={r}|{slug(d)}"]
+            if m:
+                parts.append(f"muni={slug(m)}")
+            if o:
+                # An empty address means "not a building" only on a form that has the field.
+                parts += [f"obj={slug(o)}", f"addr={int(bool(a))}"]
+            elif a:
+                parts.append("addr=1")
+            out.append(" ".join(parts))
+        return out
+
+    def _agency_features(self, W, reason_index, frame) -> sp.csr_matrix:
         return sp.hstack(
-            [X, self.agency_cross_.transform(self._cross_tokens(reason_index, frame))], format="csr"
+            [W, self.agency_meta_.transform(self._agency_tokens(reason_index, frame))],
+            format="csr",
         )
+
+    def _score_lemmas(self, frame: Columns, lemmas: list[str], W: sp.csr_matrix) -> dict:
+        p_reason, objects = self._reason_proba(W, lemmas, frame["city_object"])
+        decoded = self._decode_reason(p_reason)
+        return {
+            "reason": p_reason,
+            "decoded": decoded,
+            "category": p_reason @ self.reason_to_category_,
+            "urgency": p_reason @ self.reason_to_urgency_,
+            "objects": objects,
+        }
+
+    def _has_form(self, frame: Columns) -> np.ndarray:
+        known = set(self.featurizer_.objects_)
+        return np.array([o in known for o in frame["city_object"]], dtype=bool)
+
+    def decide_urgency(
+        self, p_urgency: np.ndarray, reason_index: np.ndarray, has_form: np.ndarray
+    ) -> np.ndarray:
+        """The decoded reason's urgency, raised to `high` when P(high) reaches the operating
+        point of the row's kind (a portal form or a bare text).
+
+        Only the raise may contradict the reason: a missed acute appeal costs more than a
+        false alarm. A `high` reason below the point falls to the likelier of the others.
+        """
+        implied = self.reason_to_urgency_[reason_index].argmax(axis=1)
+        if self.high_index_ < 0:
+            return implied
+        threshold = np.where(has_form, self.high_threshold_["form"], self.high_threshold_["text"])
+        raise_ = p_urgency[:, self.high_index_] >= threshold
+        others = p_urgency.copy()
+        others[:, self.high_index_] = -1.0
+        lowered = np.where(implied == self.high_index_, others.argmax(axis=1), implied)
+        return np.where(raise_, self.high_index_, lowered)
 
     def score(self, frame: Columns | pd.DataFrame, with_tokens: bool = False) -> HeadScores:
         """Probabilities of every head for a batch of appeals (see `appeal_columns`).
@@ -213,8 +406,12 @@ class AppealClassifier(BaseEstimator):
         check_is_fitted(self, "agency_head_")
         if isinstance(frame, pd.DataFrame):
             frame = appeal_columns(frame)
-        known = self.taxonomy_.districts
-        frame = {**frame, "district": [d if d in known else "" for d in frame["district"]]}
+        places = self.place_resolver_.resolve(frame)
+        frame = {
+            **frame,
+            "district": [p.district for p in places],
+            "municipality": [p.municipality for p in places],
+        }
         preprocessor = self.featurizer_.preprocessor_
         tokens = list(preprocessor.pipe(frame["text"])) if with_tokens else None
         lemmas = (
@@ -222,10 +419,9 @@ class AppealClassifier(BaseEstimator):
             if tokens is not None
             else preprocessor.transform(frame["text"])
         )
-        X = self.featurizer_.transform(frame, lemmas=lemmas)
-        p_reason = self.reason_head_.predict_proba(X)
-        reason_idx = self._decode_reason(p_reason)
-        p_role = self.agency_head_.predict_proba(self._agency_features(X, reason_idx, frame))
+        W = self.featurizer_.text(lemmas)
+        topic = self._score_lemmas(frame, lemmas, W)
+        p_role = self.agency_head_.predict_proba(self._agency_features(W, topic["decoded"], frame))
         return HeadScores(
             labels={
                 "reason": self.reason_head_.classes_,
@@ -234,12 +430,42 @@ class AppealClassifier(BaseEstimator):
                 "agency": self.agency_head_.classes_,
             },
             proba={
-                "reason": p_reason,
-                "category": p_reason @ self.reason_to_category_,
-                "urgency": p_reason @ self.reason_to_urgency_,
+                "reason": topic["reason"],
+                "category": topic["category"],
+                "urgency": topic["urgency"],
                 "agency": p_role,
             },
-            decoded={"reason": reason_idx},
+            decoded={
+                "reason": topic["decoded"],
+                "urgency": self.decide_urgency(
+                    topic["urgency"], topic["decoded"], self._has_form(frame)
+                ),
+            },
             lemmas=lemmas,
+            places=places,
+            objects=topic["objects"],
             tokens=tokens,
         )
+
+
+def _lemmatize(texts: list[str]) -> list[str]:
+    from cur_ml.text import RussianPreprocessor
+
+    return RussianPreprocessor().fit([]).transform(texts)
+
+
+def _rows(data: tuple, index: np.ndarray) -> tuple:
+    """The training arrays of `data` restricted to rows `index` (same order as _fit_heads)."""
+    W, X, lemmas, reasons, roles, objects, cols, hide, base_w, agency_w = data
+    return (
+        W[index],
+        X[index],
+        [lemmas[i] for i in index],
+        reasons[index],
+        roles[index],
+        objects[index],
+        take(cols, index),
+        hide[index],
+        base_w[index],
+        agency_w[index],
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score, recall_score
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from cur_ml.model.calibration import reliability_table
 from cur_ml.model.classifier import HEADS
@@ -18,6 +18,8 @@ def predictions_frame(predictions: list[dict], truth: pd.DataFrame) -> pd.DataFr
         cols[head] = truth[head].to_numpy()
         cols[f"{head}_pred"] = [p[head] for p in predictions]
         cols[f"{head}_conf"] = [p["confidence"][head] for p in predictions]
+    # `urgency` is the decision at the operating point; this is the likeliest label.
+    cols["urgency_likeliest"] = [p["alternatives"]["urgency"][0]["label"] for p in predictions]
     cols["needs_review"] = [p["needs_review"] for p in predictions]
     return pd.DataFrame(cols)
 
@@ -36,9 +38,10 @@ def head_metrics(side: pd.DataFrame) -> dict:
             "reliability": rows,
         }
         if head == "urgency":
-            out[head]["recall_high"] = round(
-                float(recall_score(y, p, labels=["high"], average="macro", zero_division=0)), 4
-            )
+            out[head].update(_high_scores(y, p))
+            if "urgency_likeliest" in side:
+                likeliest = side["urgency_likeliest"].to_numpy()
+                out[head]["accuracy_likeliest"] = round(float(accuracy_score(y, likeliest)), 4)
     review = side["needs_review"].to_numpy()
     out["needs_review"] = {
         "rate": round(float(review.mean()), 4),
@@ -51,6 +54,15 @@ def head_metrics(side: pd.DataFrame) -> dict:
         },
     }
     return out
+
+
+def _high_scores(y, p) -> dict[str, float]:
+    """Recall and precision of `high`: a missed acute appeal is the costly error."""
+    kw = {"labels": ["high"], "average": "macro", "zero_division": 0}
+    return {
+        "recall_high": round(float(recall_score(y, p, **kw)), 4),
+        "precision_high": round(float(precision_score(y, p, **kw)), 4),
+    }
 
 
 def top_confusions(side: pd.DataFrame, head: str, n: int = 10) -> pd.DataFrame:

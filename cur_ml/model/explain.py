@@ -48,23 +48,29 @@ def explain_heads(
     """Per head, up to `top` words (start, end, text, weight) that pushed towards its label.
 
     Category and urgency follow from the reason, so they share the reason's words.
+    `appeal` carries the object type and district the model read it with.
     """
     text = appeal["text"]
     if tokens is None:
         tokens = model.featurizer_.preprocessor_.analyze(text)
     lemmas = [t.lemma for t in tokens]
     tax = model.taxonomy_
+    # The agency head has no object crosses: its features are [text | place and reason tokens].
     heads = {
-        "reason": (model.reason_head_, prediction["reason"]),
-        "agency": (model.agency_head_, tax.role_of(prediction["agency"], appeal["district"])),
+        "reason": (model.reason_head_, prediction["reason"], appeal["city_object"]),
+        "agency": (
+            model.agency_head_,
+            tax.role_of(prediction["agency"], appeal["district"]),
+            "",
+        ),
     }
     out: dict[str, list[dict]] = {}
-    for head, (linear, label) in heads.items():
+    for head, (linear, label, obj) in heads.items():
         where = np.flatnonzero(linear.classes_ == label)
         if not len(where) or not tokens:
             out[head] = []
             continue
-        push = _token_pushes(model, lemmas, appeal["city_object"], linear.weights_[:, where[0]])
+        push = _token_pushes(model, lemmas, obj, linear.weights_[:, where[0]])
         floor = 0.1 * push.max()  # words far weaker than the strongest one explain nothing
         order = [i for i in np.argsort(-push)[:top] if push[i] > 0 and push[i] >= floor]
         out[head] = [

@@ -1,151 +1,121 @@
-"""Appeal → sparse features: lemma n-grams, place, and object-type × lemma crosses.
+"""Appeal → sparse features: lemma n-grams, and lemmas crossed with the object type.
 
 The citizen's choice of object type (Дом, Двор, Улица, ...) changes what the
 same words mean ("мусор" in a yard vs on a street), so lemmas are also crossed
-with it; a linear head then learns those interactions cheaply.
+with it; a linear head then learns those interactions cheaply. Sources without
+the portal's menu have no object type: the classifier integrates it out
+(see `cur_ml.model.classifier`) instead of reading its absence as a value.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from cur_ml.data import Columns, appeal_columns
 from cur_ml.text import RussianPreprocessor
 
-__all__ = ["AppealFeaturizer", "meta_tokens"]
+__all__ = ["AppealFeaturizer", "slug"]
 
 
-def _slug(value: str) -> str:
+def slug(value: str) -> str:
+    """A label as one whitespace-free token."""
     return "_".join(value.split())
 
 
-def meta_tokens(frame: Columns) -> list[str]:
-    """Place and object type as tokens: 'obj=Дом dist=Невский muni=... addr=1'."""
-    out = []
-    for obj, dist, muni, addr in zip(
-        frame["city_object"],
-        frame["district"],
-        frame["municipality"],
-        frame["address"],
-        strict=True,
-    ):
-        parts = [f"addr={int(bool(addr))}"]
-        if obj:
-            parts.append(f"obj={_slug(obj)}")
-        if dist:
-            parts.append(f"dist={_slug(dist)}")
-        if muni:
-            parts.append(f"muni={_slug(muni)}")
-        out.append(" ".join(parts))
-    return out
-
-
-def _columns(frame: Columns | pd.DataFrame) -> Columns:
-    return appeal_columns(frame) if isinstance(frame, pd.DataFrame) else frame
-
-
-def _crosses(lemmas: list[str], objects: list[str]) -> list[str]:
+def _crosses(lemmas: Sequence[str], objects: Sequence[str]) -> list[str]:
     return [
-        " ".join(f"{_slug(obj)}|{w}" for w in lem.split()) if obj else ""
+        " ".join(f"{slug(obj)}|{w}" for w in lem.split()) if obj else ""
         for lem, obj in zip(lemmas, objects, strict=True)
     ]
 
 
-class AppealFeaturizer(BaseEstimator, TransformerMixin):
-    """Turn a frame of appeals into one sparse matrix.
+def _tfidf(ngram_range: tuple[int, int], min_df: int) -> TfidfVectorizer:
+    return TfidfVectorizer(
+        token_pattern=r"\S+",
+        lowercase=False,
+        ngram_range=ngram_range,
+        min_df=min_df,
+        sublinear_tf=True,
+        dtype=np.float32,
+    )
+
+
+class AppealFeaturizer(BaseEstimator):
+    """Text block (lemma n-grams) and object block (object one-hot + object × lemma crosses).
+
+    Layout of `with_object`: ``[text | crosses | object]``; `n_text_features_`
+    is where the crosses start (explanations rely on it).
 
     Parameters
     ----------
-    ngram_range : lemma n-grams of the text part.
+    ngram_range : lemma n-grams of the text block.
     min_df : drop lemmas / crosses seen in fewer training appeals.
-    city_object_dropout : share of training rows whose object type is hidden
-        while fitting, so the model also works for sources without that menu.
-    random_state : seed of that dropout.
     """
 
-    def __init__(
-        self,
-        ngram_range: tuple[int, int] = (1, 2),
-        min_df: int = 2,
-        city_object_dropout: float = 0.1,
-        random_state: int = 0,
-    ) -> None:
+    def __init__(self, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2) -> None:
         self.ngram_range = ngram_range
         self.min_df = min_df
-        self.city_object_dropout = city_object_dropout
-        self.random_state = random_state
 
-    def fit(self, frame: Columns | pd.DataFrame, y: object = None) -> AppealFeaturizer:
-        self.fit_transform(frame)
+    def fit(
+        self, X: Columns | pd.DataFrame, y: object = None, lemmas: Sequence[str] | None = None
+    ) -> AppealFeaturizer:
+        """Learn the vocabularies from appeals; pass `lemmas` when the texts are lemmatised."""
+        columns = appeal_columns(X) if isinstance(X, pd.DataFrame) else X
+        self.preprocessor_ = RussianPreprocessor().fit([])
+        if lemmas is None:
+            lemmas = self.preprocessor_.transform(columns["text"])
+        objects = columns["city_object"]
+        self.text_ = _tfidf(self.ngram_range, self.min_df).fit(lemmas)
+        self.cross_ = _tfidf((1, 1), self.min_df).fit(_crosses(lemmas, objects))
+        self.object_ = CountVectorizer(
+            token_pattern=r"\S+", lowercase=False, binary=True, dtype=np.float32
+        ).fit([f"obj={slug(o)}" for o in objects if o])
+        self.objects_ = sorted({o for o in objects if o})
+        self.n_text_features_ = len(self.text_.vocabulary_)
         return self
 
-    def fit_transform(self, frame: Columns | pd.DataFrame, y: object = None) -> sp.csr_matrix:
-        frame = _columns(frame)
-        self.preprocessor_ = RussianPreprocessor().fit(frame["text"])
-        lemmas = self.preprocessor_.transform(frame["text"])
-        frame = self._drop_objects(frame)
-        self.text_ = TfidfVectorizer(
-            token_pattern=r"\S+",
-            lowercase=False,
-            ngram_range=self.ngram_range,
-            min_df=self.min_df,
-            sublinear_tf=True,
-            dtype=np.float32,
-        )
-        self.cross_ = TfidfVectorizer(
-            token_pattern=r"\S+",
-            lowercase=False,
-            min_df=self.min_df,
-            sublinear_tf=True,
-            dtype=np.float32,
-        )
-        self.meta_ = CountVectorizer(
-            token_pattern=r"\S+", lowercase=False, binary=True, dtype=np.float32
-        )
-        blocks = [
-            self.text_.fit_transform(lemmas),
-            self.cross_.fit_transform(_crosses(lemmas, frame["city_object"])),
-            self.meta_.fit_transform(meta_tokens(frame)),
-        ]
-        self.n_text_features_ = blocks[0].shape[1]
-        return sp.hstack(blocks, format="csr")
-
-    def _drop_objects(self, frame: Columns) -> Columns:
-        if not self.city_object_dropout:
-            return frame
-        rng = np.random.default_rng(self.random_state)
-        hide = rng.random(len(frame["city_object"])) < self.city_object_dropout
-        objects = ["" if h else obj for h, obj in zip(hide, frame["city_object"], strict=True)]
-        return {**frame, "city_object": objects}
-
     def transform(
-        self, frame: Columns | pd.DataFrame, lemmas: list[str] | None = None
+        self, X: Columns | pd.DataFrame, lemmas: Sequence[str] | None = None
     ) -> sp.csr_matrix:
-        """Features of `frame`; pass `lemmas` when the texts were already lemmatised."""
-        check_is_fitted(self, "meta_")
-        frame = _columns(frame)
+        """``[text | crosses | object]`` of appeals, with their own object types."""
+        check_is_fitted(self, "text_")
+        columns = appeal_columns(X) if isinstance(X, pd.DataFrame) else X
         if lemmas is None:
-            lemmas = self.preprocessor_.transform(frame["text"])
+            lemmas = self.preprocessor_.transform(columns["text"])
+        return self.with_object(self.text(lemmas), lemmas, columns["city_object"])
+
+    def text(self, lemmas: Sequence[str]) -> sp.csr_matrix:
+        """The text block alone."""
+        check_is_fitted(self, "text_")
+        return self.text_.transform(lemmas)
+
+    def with_object(
+        self, text_block: sp.csr_matrix, lemmas: Sequence[str], objects: Sequence[str]
+    ) -> sp.csr_matrix:
+        """``[text | crosses | object]`` for the given object types ("" leaves them empty)."""
+        check_is_fitted(self, "text_")
         return sp.hstack(
             [
-                self.text_.transform(lemmas),
-                self.cross_.transform(_crosses(lemmas, frame["city_object"])),
-                self.meta_.transform(meta_tokens(frame)),
+                text_block,
+                self.cross_.transform(_crosses(lemmas, objects)),
+                self.object_.transform([f"obj={slug(o)}" if o else "" for o in objects]),
             ],
             format="csr",
         )
 
     def feature_names(self) -> np.ndarray:
-        check_is_fitted(self, "meta_")
+        check_is_fitted(self, "text_")
         return np.concatenate(
             [
                 self.text_.get_feature_names_out(),
                 self.cross_.get_feature_names_out(),
-                self.meta_.get_feature_names_out(),
+                self.object_.get_feature_names_out(),
             ]
         )

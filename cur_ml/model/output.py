@@ -12,6 +12,9 @@ from cur_ml.model.review import ReviewPolicy, text_issues
 
 __all__ = ["build_predictions", "due_at"]
 
+#: Place notes that a person should see before the appeal is routed.
+_PLACE_ISSUES = {"district_contradicts_point": "place_contradicts_point"}
+
 
 def due_at(created_at: str, deadline_days: int, now: datetime | None = None) -> str:
     """Deadline as ISO 8601: `created_at` (or now when absent/unparseable) + deadline days."""
@@ -25,6 +28,19 @@ def due_at(created_at: str, deadline_days: int, now: datetime | None = None) -> 
 def _top3(labels: np.ndarray, row: np.ndarray) -> list[dict]:
     best = np.argsort(-row)[:3]
     return [{"label": str(labels[i]), "confidence": round(float(row[i]), 4)} for i in best]
+
+
+def _deadline(model: AppealClassifier, reason: str, urgency: str, p_reason: np.ndarray) -> int:
+    """The reason's deadline; when the urgency was raised to `high`, that of the likeliest
+    acute reason, so that `due_at` matches the urgency the routing service acts on."""
+    tax = model.taxonomy_
+    days = tax.deadline_of[reason]
+    if urgency == "high" and tax.urgency_of[reason] != "high":
+        labels = model.reason_head_.classes_
+        acute = [i for i in np.argsort(-p_reason) if tax.urgency_of[labels[i]] == "high"]
+        if acute:
+            days = min(days, tax.deadline_of[labels[acute[0]]])
+    return days
 
 
 def build_predictions(
@@ -41,11 +57,11 @@ def build_predictions(
         zip(frame["text"], frame["district"], frame["created_at"], strict=True)
     ):
         reason = str(scores.labels["reason"][scores.decoded["reason"][i]])
-        district = raw_district if raw_district in tax.districts else ""
+        place = scores.places[i]
         chosen = {
             "reason": reason,
             "category": tax.category_of[reason],
-            "urgency": tax.urgency_of[reason],
+            "urgency": str(scores.labels["urgency"][scores.decoded["urgency"][i]]),
         }
         alternatives, confidence, issues = {}, {}, []
         for head in ("category", "reason", "urgency"):
@@ -57,21 +73,25 @@ def build_predictions(
             runner_up = max(
                 (t["confidence"] for t in top if t["label"] != chosen[head]), default=0.0
             )
-            issues += policy.head_issues(head, p_chosen, runner_up)
-        agency, agency_alts, p_agency, runner = _agency(model, scores, i, district)
+            if head != "urgency":  # urgency is a cost-weighted decision, not the likeliest label
+                issues += policy.head_issues(head, p_chosen, runner_up)
+        agency, agency_alts, p_agency, runner = _agency(model, scores, i, place.district)
         chosen["agency"], alternatives["agency"], confidence["agency"] = (
             agency,
             agency_alts,
             p_agency,
         )
         issues += policy.head_issues("agency", p_agency, runner)
-        if raw_district and not district:
+        if raw_district and raw_district not in tax.districts:
             issues.append("unknown_district")
-        role = tax.role_of(agency, district)
+        if not place.district:
+            issues.append("place_unknown")
+        issues += [_PLACE_ISSUES[n] for n in place.notes if n in _PLACE_ISSUES]
+        role = tax.role_of(agency, place.district)
         if (reason, role) not in model.seen_reason_roles_:
             issues.append("heads_disagree")
         issues += text_issues(text, scores.lemmas[i], policy.min_words)
-        deadline = tax.deadline_of[reason]
+        deadline = _deadline(model, reason, chosen["urgency"], scores.proba["reason"][i])
         out.append(
             {
                 "id": frame["id"][i],
@@ -80,6 +100,7 @@ def build_predictions(
                 "alternatives": alternatives,
                 "deadline_days": deadline,
                 "due_at": due_at(created, deadline),
+                "place": place.as_dict(),
                 "needs_review": bool(issues),
                 "review_reasons": sorted(set(issues)),
             }

@@ -9,11 +9,22 @@ __all__ = ["ReviewPolicy", "text_issues"]
 
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
+# What a social post may hold besides words: links, hashtags, @mentions.
+_TAGS_AND_LINKS = re.compile(
+    r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:ru|su|com|org|net|me|рф)(?:/\S*)?|[#@][\w.]+",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W\d_]{2,}")
 
 
 @dataclass(frozen=True)
 class ReviewPolicy:
-    """Thresholds per head; a prediction below any of them goes to an operator."""
+    """Confidence thresholds per head; a prediction below any of them goes to an operator.
+
+    A fitted model carries thresholds read off the coverage/accuracy curve of its
+    calibration rows (`AppealClassifier.review_policy_`); these defaults serve
+    models too small to have such rows.
+    """
 
     min_confidence: tuple[tuple[str, float], ...] = (
         ("category", 0.6),
@@ -24,9 +35,12 @@ class ReviewPolicy:
     min_margin: float = 0.1
     min_words: int = 2
 
+    def threshold(self, head: str) -> float:
+        return dict(self.min_confidence)[head]
+
     def head_issues(self, head: str, top1: float, top2: float) -> list[str]:
         issues = []
-        if top1 < dict(self.min_confidence)[head]:
+        if top1 < self.threshold(head):
             issues.append(f"low_confidence:{head}")
         if top1 - top2 < self.min_margin:
             issues.append(f"small_margin:{head}")
@@ -34,10 +48,13 @@ class ReviewPolicy:
 
 
 def text_issues(text: str, lemmas: str, min_words: int) -> list[str]:
-    """Text-level reasons: too short to decide on, or not Russian."""
+    """Text-level reasons: nothing but tags and links, too short to decide on, or not Russian."""
+    rest = _TAGS_AND_LINKS.sub(" ", text)
+    if rest != text and not _WORD.search(rest):
+        return ["only_tags_or_links"]
     issues = []
-    letters = _LETTER.findall(text)
-    if not letters or len(_CYRILLIC.findall(text)) < 0.5 * len(letters):
+    letters = _LETTER.findall(rest)
+    if not letters or len(_CYRILLIC.findall(rest)) < 0.5 * len(letters):
         issues.append("not_russian")
     if len(lemmas.split()) < min_words:
         issues.append("text_too_short")

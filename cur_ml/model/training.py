@@ -57,12 +57,19 @@ def train_model(
         "params": classifier.get_params(),
         "temperatures": {
             "reason": classifier.reason_head_.temperature_,
+            "object": classifier.object_head_.temperature_,
             "agency": classifier.agency_head_.temperature_,
+            "text": classifier.text_temperature_,
+        },
+        "operating_point": {
+            "high_threshold": classifier.high_threshold_,
+            "high_miss_cost": classifier.high_miss_cost,
+            "review_min_confidence": dict(classifier.review_policy_.min_confidence),
         },
         "metrics": {},
         **(extra_manifest or {}),
     }
-    return RoutingModel(classifier, manifest)
+    return RoutingModel(classifier, manifest, policy=classifier.review_policy_)
 
 
 def evaluate_model(
@@ -82,7 +89,7 @@ def evaluate_model(
 
 
 def ensure_default_model(
-    model_dir: Path, demo_data: Path, *, show_progress: bool = True
+    model_dir: Path, demo_data: Path, *, params: dict | None = None, show_progress: bool = True
 ) -> tuple[RoutingModel, bool]:
     """Load the model at `model_dir`, training it on the demo data first if it is missing.
 
@@ -91,7 +98,7 @@ def ensure_default_model(
     if (model_dir / "manifest.json").exists():
         return load_model(model_dir), False
     train = load_appeals([demo_data], split="train")
-    model = train_model(train, show_progress=show_progress)
+    model = train_model(train, params=params, show_progress=show_progress)
     dev = load_appeals([demo_data], split="dev")
     model.manifest["metrics"] = {"dev": headline(evaluate_model(model, dev.frame))}
     model.save(model_dir)

@@ -129,7 +129,7 @@ def retrain(
     }
     challenger = train_model(
         data,
-        params=params,
+        params={**settings.training_params(), **(params or {})},
         sample_weight=weights,
         show_progress=show_progress,
         extra_manifest=manifest_extra,

@@ -82,6 +82,16 @@ _NOISE = re.compile(
     "[\U0001f000-\U0001faff\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff"
     "\ufe00-\ufe0f\U000e0000-\U000e007f\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]+"
 )
+# Social-network furniture: @mentions and #hashtags ("#ЖКХ_СПб #помогите") name pages and
+# moods, not the problem; greetings and sign-offs open and close posts on every topic.
+_TAGS = re.compile(r"[@#][\w.]*\w")
+_BOILERPLATE = re.compile(
+    r"(?<![^\W\d_])(?:здравствуйте|здраствуйте|добр(?:ый|ого) (?:день|вечер|дня|вечера)"
+    r"|доброе утро|доброго времени суток|приветствую(?: вас)?|привет(?: всем)?"
+    r"|(?:заранее )?(?:спасибо|благодарю)(?: заранее)?(?: за (?:помощь|внимание|понимание))?"
+    r"|с уважением)(?![^\W\d_])"
+)
+_BOILERPLATE_HINT = re.compile(r"здра|добр|привет|спасиб|благодар|уважени")
 _LATIN_RUN = re.compile(r"[a-z]+")
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzабвгдежзийклмнопрстуфхцчшщъыьэюя")
 
@@ -193,6 +203,10 @@ def normalize(text: str) -> str:
     if "@" in text:
         text = _EMAIL.sub(_email, text)
     text = _urls(text)
+    if "@" in text or "#" in text:
+        text = _TAGS.sub(_blank, text)
+    if _BOILERPLATE_HINT.search(text):
+        text = _BOILERPLATE.sub(_blank, text)
     if "**" in text or "[" in text or "<" in text:
         text = _MASKS.sub(_blank, text)
     if "xxx" in text or "ххх" in text:

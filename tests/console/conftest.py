@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cur_ml.api.main import create_app
+from cur_ml.model.training import train_model
 from cur_ml.settings import Settings
 
 OPERATOR_TOKEN = "operator-secret-token"
@@ -99,12 +100,20 @@ def sign_in() -> Callable[..., None]:
     return _sign_in
 
 
+@pytest.fixture(scope="session")
+def strict_model_dir(demo_train, tmp_path_factory) -> Path:
+    """The demo model of a centre that checks nearly everything: the queue has every kind
+    of appeal in it (the review thresholds are read off the curve for 99.9 % accuracy)."""
+    model = train_model(demo_train, params={"review_accuracy": 0.999}, show_progress=False)
+    return model.save(tmp_path_factory.mktemp("strict-model"))
+
+
 @pytest.fixture
-def app_factory(tmp_path, demo_model_dir) -> Callable[..., AbstractContextManager[TestClient]]:
+def app_factory(tmp_path, strict_model_dir) -> Callable[..., AbstractContextManager[TestClient]]:
     """`with app_factory(**settings) as client:` — a fresh app and store per test."""
 
     def make(**overrides) -> AbstractContextManager[TestClient]:
-        return running(console_settings(tmp_path, demo_model_dir, **overrides))
+        return running(console_settings(tmp_path, strict_model_dir, **overrides))
 
     return make
 

@@ -8,9 +8,11 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from cur_ml.data import appeal_columns
 from cur_ml.model.classifier import AppealClassifier
 from cur_ml.model.features import AppealFeaturizer
 from cur_ml.model.heads import LinearHead
+from cur_ml.model.place import PlaceResolver
 from cur_ml.text import RussianPreprocessor
 
 
@@ -22,9 +24,12 @@ def _fit_and_output(estimator, frame):
         fitted = estimator.fit(frame)
         return fitted, fitted.transform(frame).toarray()
     if isinstance(estimator, LinearHead):
-        X = AppealFeaturizer().fit_transform(frame)
+        X = AppealFeaturizer().fit(frame).transform(frame)
         fitted = estimator.fit(X, frame["category"].to_numpy())
         return fitted, fitted.predict_proba(X)
+    if isinstance(estimator, PlaceResolver):
+        fitted = estimator.fit(frame)
+        return fitted, [p.as_dict() for p in fitted.resolve(appeal_columns(frame))]
     fitted = estimator.fit(frame)
     return fitted, fitted.score(frame).proba["reason"]
 
@@ -36,10 +41,18 @@ def _use_unfitted(estimator, frame):
         return estimator.predict_proba(np.zeros((1, 3)))
     if isinstance(estimator, AppealFeaturizer):
         return estimator.transform(frame)
+    if isinstance(estimator, PlaceResolver):
+        return estimator.resolve(appeal_columns(frame))
     return estimator.score(frame)
 
 
-ESTIMATORS = [RussianPreprocessor(), AppealFeaturizer(), LinearHead(), AppealClassifier()]
+ESTIMATORS = [
+    RussianPreprocessor(),
+    AppealFeaturizer(),
+    LinearHead(),
+    PlaceResolver(),
+    AppealClassifier(),
+]
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
@@ -63,8 +76,10 @@ def test_estimator_contract(estimator, demo_train, tmp_path):
         assert again == output
     elif isinstance(reloaded, AppealFeaturizer):
         np.testing.assert_allclose(reloaded.transform(frame).toarray(), output)
+    elif isinstance(reloaded, PlaceResolver):
+        assert [p.as_dict() for p in reloaded.resolve(appeal_columns(frame))] == output
     elif isinstance(reloaded, LinearHead):
-        X = AppealFeaturizer().fit_transform(frame)
+        X = AppealFeaturizer().fit(frame).transform(frame)
         np.testing.assert_allclose(reloaded.predict_proba(X), output, rtol=1e-5)
     else:
         np.testing.assert_allclose(reloaded.score(frame).proba["reason"], output, rtol=1e-5)

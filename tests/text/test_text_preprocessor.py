@@ -52,7 +52,7 @@ def test_lemmas_table(prep: RussianPreprocessor, text: str, expected: str) -> No
     ("text", "expected"),
     [
         ("Не работает лифт в подъезде", "не работать лифт в подъезд"),
-        ("Здравствуйте, нет воды", "здравствуйте нет вода"),
+        ("Уже неделю нет воды", "уже неделя нет вода"),
     ],
 )
 def test_stopwords_kept_on_request(
@@ -160,3 +160,20 @@ def test_letters_without_a_unicode_name_do_not_crash():
 
     out = RussianPreprocessor().fit([]).transform(["A\U00017000 мусор", "\U00017000"])
     assert out[0].endswith("мусор")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Social posts: stretched letters, run-together words, typos, greetings and tags.
+        ("Не работает лиииифт!!!", "не работать лифт"),
+        ("Во дворе не вывозятмусор", "двор не вывозить мусор"),
+        ("неработает освещение вподъезде", "не работать освещение подъезд"),
+        ("Мусор не вывозят уже ндеелю", "мусор не вывозить неделя"),
+        ("Здравствуйте! Яма на дороге. Заранее спасибо #СПб @gubernator_spb", "яма дорога"),
+        # Words the dictionary knows are never "repaired"; unknown names stay as they are.
+        ("Дыбенко", "дыбенко"),
+    ],
+)
+def test_social_writing_is_repaired(prep: RussianPreprocessor, text: str, expected: str) -> None:
+    assert prep.transform([text]) == [expected]
