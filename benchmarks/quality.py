@@ -1,22 +1,27 @@
-"""Quality on `dev`: our model vs fastText vs TF-IDF + LinearSVC vs the portal's own routing.
+"""Quality on `dev`, per input profile: our model vs fastText vs TF-IDF + LinearSVC.
 
 Everything is trained on split `train` in this run and scored on split `dev`
-(March 2021). Prints one table per head (accuracy, macro-F1; recall of `high`
-for urgency), the issue's targets with met / not met, and our model's
-reliability tables, ECE and needs_review rate.
+(March 2021), once per input profile (`cur_ml.profiles`):
+
+* ``portal``: every input field (text, time, object type, district, municipality,
+  address, point);
+* ``geo``: text, time and the point;
+* ``text``: text and time;
+* ``social``: text and time, the text restyled as a social-network post
+  (greetings, hashtags, @mentions, emoji, links, lost capitals and punctuation,
+  stretched and run-together words, typos in 3 % of words; deterministic).
+
+Our model is one model, trained once, scored on every profile. Each profile sits
+next to baselines trained on the *same inputs*: text-only fastText and TF-IDF +
+LinearSVC for ``geo``, ``text`` and ``social``; the same with the form's fields
+(object type, district, municipality) for ``portal``.
 
     .venv/bin/python benchmarks/quality.py [--data PATH] [--json PATH] [--limit N]
 
-Baselines, as in the data README:
-
-* fastText supervised, one model per head, on lowercased text with line breaks
-  removed (word bigrams, char n-grams 2..5, 25 epochs);
-* TF-IDF (lemma uni+bigrams of our ``RussianPreprocessor``) + LinearSVC, one
-  model per head; text only for the topic heads, text + district +
-  municipality one-hot for agency; and once more with the `city_object` menu
-  one-hot added (our model reads it: this row shows what the input alone buys);
-* the portal itself: `reason_initial` (the citizen's menu choice) vs `reason`
-  and `agency_initial` (the portal's first routing) vs `agency`.
+Prints per profile: accuracy and macro-F1 of every head; for urgency the accuracy
+of the likeliest label, and recall / precision of `high` at our operating point;
+the issue's targets with met / not met; clean vs social-style text; and the
+coverage / accuracy curve behind `needs_review`.
 """
 
 from __future__ import annotations
@@ -42,42 +47,14 @@ from _common import (
     ft_text,
     machine,
     resolve_data,
-    table,
     train_fasttext,
 )
+from _quality_report import curve_tables, delta_table, profile_table, target_table
 
-#: The issue's targets: minimum accuracy per head (+ recall of `high` for urgency).
-TARGETS = {
-    "category": {"accuracy": 0.94},
-    "reason": {"accuracy": 0.78},
-    "urgency": {"accuracy": 0.87, "recall_high": 0.88},
-    "agency": {"accuracy": 0.85},
-}
-
-#: Reference figures on dev from ../shared/datasets/spb/README.md (trained on train only).
-REFERENCE = {
-    "fastText (data README)": {
-        "category": {"accuracy": 0.922, "macro_f1": 0.813},
-        "reason": {"accuracy": 0.727, "macro_f1": 0.531},
-        "urgency": {"accuracy": 0.804, "recall_high": 0.794},
-    },
-    "TF-IDF+LinearSVC (data README)": {
-        "category": {"accuracy": 0.930, "macro_f1": 0.837},
-        "reason": {"accuracy": 0.746, "macro_f1": 0.574},
-        "urgency": {"accuracy": 0.829, "recall_high": 0.818},
-        "agency": {"accuracy": 0.713, "macro_f1": 0.439},
-    },
-    "portal (data README)": {
-        "reason": {"accuracy": 0.877},
-        "agency": {"accuracy": 0.849},
-    },
-}
-
-OURS = "ours (cur_ml)"
-FASTTEXT = "fastText (this run)"
-TFIDF = "TF-IDF+LinearSVC (this run)"
-TFIDF_MENU = "TF-IDF+LinearSVC +city_object (this run)"
-PORTAL = "portal first routing (this run)"
+PROFILES = ("portal", "geo", "text", "social")
+#: The form's fields a "with fields" baseline reads (one-hot for TF-IDF, tokens for fastText).
+FORM_FIELDS = ("city_object", "district", "municipality")
+OURS, FASTTEXT, TFIDF = "ours (cur_ml)", "fastText", "TF-IDF+LinearSVC"
 
 
 def log(msg: str) -> None:
@@ -85,56 +62,93 @@ def log(msg: str) -> None:
 
 
 def scores(y: np.ndarray, p: np.ndarray, head: str) -> dict[str, float]:
-    """Accuracy and macro-F1 (+ recall of `high` for urgency), as cur_ml.model.evaluate does."""
-    from sklearn.metrics import accuracy_score, f1_score, recall_score
+    """Accuracy and macro-F1; for urgency also recall / precision of `high` (as ours)."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
     out = {
         "accuracy": round(float(accuracy_score(y, p)), 4),
         "macro_f1": round(float(f1_score(y, p, average="macro", zero_division=0)), 4),
     }
     if head == "urgency":
-        out["recall_high"] = round(
-            float(recall_score(y, p, labels=["high"], average="macro", zero_division=0)), 4
-        )
+        kw = {"labels": ["high"], "average": "macro", "zero_division": 0}
+        out["accuracy_likeliest"] = out["accuracy"]
+        out["recall_high"] = round(float(recall_score(y, p, **kw)), 4)
+        out["precision_high"] = round(float(precision_score(y, p, **kw)), 4)
     return out
 
 
 # ------------------------------------------------------------------ contenders
-def run_ours(train, dev: pd.DataFrame) -> dict[str, Any]:
+def run_ours(train, views: dict[str, pd.DataFrame]) -> dict[str, Any]:
     from cur_ml.model.training import evaluate_model, train_model
+    from cur_ml.settings import Settings
 
     log(f"training our model on {len(train.frame):,} appeals")
     start = time.perf_counter()
-    model = train_model(train, show_progress=False)
+    model = train_model(train, params=Settings().training_params(), show_progress=False)
     seconds = time.perf_counter() - start
-    log(f"  trained in {seconds:.1f} s; evaluating on dev")
-    metrics = evaluate_model(model, dev)
-    return {"metrics": metrics, "train_seconds": round(seconds, 2)}
+    log(f"  trained in {seconds:.1f} s")
+    out: dict[str, Any] = {"train_seconds": round(seconds, 2), "profiles": {}, "curves": {}}
+    out["operating_point"] = model.manifest["operating_point"]
+    for name, frame in views.items():
+        log(f"  evaluating ours · {name}")
+        predictions = model.predict(frame)
+        out["profiles"][name] = evaluate_model(model, frame, predictions=predictions)
+        out["curves"][name] = review_curve(predictions, frame)
+    return out
 
 
-def run_fasttext(train: pd.DataFrame, dev: pd.DataFrame) -> dict[str, Any]:
-    train_texts = [ft_text(t) for t in train["text"]]
-    dev_texts = [ft_text(t) for t in dev["text"]]
-    out: dict[str, Any] = {"train_seconds": 0.0}
+def review_curve(predictions: list[dict], frame: pd.DataFrame) -> dict[str, Any]:
+    """Coverage / accuracy of the reason head over confidence thresholds (the review curve)."""
+    from cur_ml.model.operating import coverage_curve
+
+    conf = np.array([p["confidence"]["reason"] for p in predictions])
+    correct = np.array([p["reason"] for p in predictions]) == frame["reason"].to_numpy()
+    routed = ~np.array([p["needs_review"] for p in predictions])
+    return {
+        "points": coverage_curve(conf, correct, np.round(np.arange(0.0, 1.0, 0.1), 2)),
+        "needs_review_rate": round(float(1 - routed.mean()), 4),
+        "routed_reason_accuracy": round(float(correct[routed].mean()), 4) if routed.any() else None,
+    }
+
+
+def field_tokens(frame: pd.DataFrame) -> list[str]:
+    """The form's fields as words a text model can read ('__obj_Дом __dist_Невский ...')."""
+    return [
+        " ".join(
+            f"__{c}_{'_'.join(str(v).split())}" for c, v in zip(FORM_FIELDS, row, strict=True) if v
+        )
+        for row in frame[list(FORM_FIELDS)].itertuples(index=False)
+    ]
+
+
+def run_fasttext(train: pd.DataFrame, views: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Two fastText sets of four heads: text only, and text + the form's fields as tokens."""
+    out: dict[str, Any] = {"profiles": {n: {} for n in views}, "train_seconds": 0.0}
+    inputs = {
+        "text": lambda f: [ft_text(t) for t in f["text"]],
+        "fields": lambda f: [
+            f"{tok} {ft_text(t)}" for tok, t in zip(field_tokens(f), f["text"], strict=True)
+        ],
+    }
     with tempfile.TemporaryDirectory(prefix="cur-ml-bench-ft-") as tmp:
-        for head in HEADS:
-            log(f"training fastText · {head}")
-            start = time.perf_counter()
-            model, back = train_fasttext(train_texts, train[head].tolist(), Path(tmp) / head)
-            out["train_seconds"] += time.perf_counter() - start
-            pred = np.array([back.get(t, "") for t in ft_predict(model, dev_texts)])
-            out[head] = scores(dev[head].to_numpy(), pred, head)
-            del model
+        for kind, make in inputs.items():
+            texts = make(train)
+            for head in HEADS:
+                log(f"training fastText ({kind}) · {head}")
+                start = time.perf_counter()
+                model, back = train_fasttext(texts, train[head].tolist(), Path(tmp) / head)
+                out["train_seconds"] += time.perf_counter() - start
+                for name, frame in views.items():
+                    if (name == "portal") == (kind == "fields"):
+                        pred = np.array([back.get(t, "") for t in ft_predict(model, make(frame))])
+                        out["profiles"][name][head] = scores(frame[head].to_numpy(), pred, head)
+                del model
     out["train_seconds"] = round(out["train_seconds"], 2)
     return out
 
 
-def run_tfidf(train: pd.DataFrame, dev: pd.DataFrame) -> tuple[dict, dict]:
-    """The README's TF-IDF baseline, and the same with the `city_object` menu one-hot.
-
-    Our model reads `city_object` (an allowed input); the second variant shows how
-    much of our lead comes from that input rather than from the model.
-    """
+def run_tfidf(train: pd.DataFrame, views: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """TF-IDF (our lemmas, uni+bigrams) + LinearSVC per head: text only, and with fields."""
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import OneHotEncoder
@@ -142,11 +156,10 @@ def run_tfidf(train: pd.DataFrame, dev: pd.DataFrame) -> tuple[dict, dict]:
 
     from cur_ml.text import RussianPreprocessor
 
-    log("lemmatising train + dev for TF-IDF")
+    log("lemmatising for TF-IDF")
     start = time.perf_counter()
-    prep = RussianPreprocessor().fit(train["text"])
-    lem_train, lem_dev = prep.transform(train["text"]), prep.transform(dev["text"])
-    bigrams = TfidfVectorizer(
+    prep = RussianPreprocessor().fit([])
+    vec = TfidfVectorizer(
         token_pattern=r"\S+",
         lowercase=False,
         ngram_range=(1, 2),
@@ -154,187 +167,95 @@ def run_tfidf(train: pd.DataFrame, dev: pd.DataFrame) -> tuple[dict, dict]:
         sublinear_tf=True,
         dtype=np.float32,
     )
-    text = (bigrams.fit_transform(lem_train), bigrams.transform(lem_dev))
-
-    def one_hot(cols: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        enc = OneHotEncoder(handle_unknown="ignore", dtype=np.float32)
-        return enc.fit_transform(train[cols]), enc.transform(dev[cols])
-
-    place, menu = one_hot(["district", "municipality"]), one_hot(["city_object"])
-    shared = time.perf_counter() - start
-    plain: dict[str, Any] = {}
-    with_menu: dict[str, Any] = {}
-    for out, extra, name in ((plain, [], "text"), (with_menu, [menu], "text + city_object")):
-        start = time.perf_counter()
-        for head in HEADS:
-            log(f"training TF-IDF+LinearSVC ({name}) · {head}")
-            blocks = [text, *extra, *([place] if head == "agency" else [])]
-            Xt = sp.hstack([b[0] for b in blocks], "csr")
-            Xd = sp.hstack([b[1] for b in blocks], "csr")
-            clf = LinearSVC(C=0.5).fit(Xt, train[head].to_numpy())
-            out[head] = scores(dev[head].to_numpy(), clf.predict(Xd), head)
-        out["train_seconds"] = round(shared + time.perf_counter() - start, 2)
-    return plain, with_menu
-
-
-def run_portal(dev: pd.DataFrame) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for head in ("reason", "agency"):
-        if f"{head}_initial" in dev.columns:
-            out[head] = scores(dev[head].to_numpy(), dev[f"{head}_initial"].to_numpy(), head)
+    X_train = vec.fit_transform(prep.transform(train["text"]))
+    X_views = {n: vec.transform(prep.transform(f["text"])) for n, f in views.items()}
+    enc = OneHotEncoder(handle_unknown="ignore", dtype=np.float32).fit(train[list(FORM_FIELDS)])
+    with_fields = sp.hstack([X_train, enc.transform(train[list(FORM_FIELDS)])], "csr")
+    portal = views["portal"]
+    portal_fields = sp.hstack([X_views["portal"], enc.transform(portal[list(FORM_FIELDS)])], "csr")
+    out: dict[str, Any] = {"profiles": {n: {} for n in views}}
+    for head in HEADS:
+        y = train[head].to_numpy()
+        log(f"training TF-IDF+LinearSVC (text) · {head}")
+        clf = LinearSVC(C=0.5).fit(X_train, y)
+        for name, frame in views.items():
+            if name != "portal":
+                pred = clf.predict(X_views[name])
+                out["profiles"][name][head] = scores(frame[head].to_numpy(), pred, head)
+        log(f"training TF-IDF+LinearSVC (fields) · {head}")
+        clf = LinearSVC(C=0.5).fit(with_fields, y)
+        pred = clf.predict(portal_fields)
+        out["profiles"]["portal"][head] = scores(portal[head].to_numpy(), pred, head)
+    out["train_seconds"] = round(time.perf_counter() - start, 2)
     return out
 
 
-# ---------------------------------------------------------------- reporting
-def head_tables(results: dict[str, dict], train_seconds: dict[str, float], n: int) -> str:
-    blocks = []
-    for head in HEADS:
-        header = ["", "accuracy", "macro-F1"]
-        if head == "urgency":
-            header.append("recall high")
-        header.append("train s, 4 heads")
-        rows = []
-        for name, res in results.items():
-            fig = res.get(head)
-            if not fig:
-                continue
-            row = [name, fig.get("accuracy"), fig.get("macro_f1")]
-            if head == "urgency":
-                row.append(fig.get("recall_high"))
-            row.append(train_seconds.get(name))
-            rows.append(row)
-        blocks.append(table(header, rows, title=f"== {head} (dev, n={n:,}) =="))
-    return "\n\n".join(blocks)
-
-
-def target_table(ours: dict) -> tuple[str, dict]:
-    rows, verdict = [], {}
-    for head, goals in TARGETS.items():
-        for metric, goal in goals.items():
-            value = ours[head][metric]
-            met = value >= goal
-            verdict[f"{head}.{metric}"] = {"target": goal, "value": value, "met": met}
-            rows.append([f"{head} {metric}", f"≥ {goal:.2f}", value, "met" if met else "NOT met"])
-    return table(["target", "goal", "ours", ""], rows, title="== the issue's targets =="), verdict
-
-
-def reliability_tables(metrics: dict) -> str:
-    blocks = []
-    for head in HEADS:
-        rows = [
-            [
-                r["bin"],
-                r["n"],
-                r["confidence"],
-                r["accuracy"],
-                f"{r['accuracy'] - r['confidence']:+.3f}",
-            ]
-            for r in metrics[head]["reliability"]
-        ]
-        blocks.append(
-            table(
-                ["confidence", "n", "mean conf", "accuracy", "acc - conf"],
-                rows,
-                title=f"-- {head}: ECE {metrics[head]['ece']:.4f} --",
-            )
-        )
-    review = metrics["needs_review"]
-    kept = ", ".join(f"{h} {v:.3f}" for h, v in review["accuracy_without_review"].items())
-    blocks.append(
-        f"needs_review rate: {review['rate']:.3f} "
-        f"({round(review['rate'] * metrics['n']):,} of {metrics['n']:,} dev appeals)\n"
-        f"accuracy on the appeals NOT sent to review: {kept}"
-    )
-    return "== our model: reliability (confidence bins vs accuracy) ==\n" + "\n\n".join(blocks)
-
-
 def _slice(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
-    """The newest `limit` appeals, minus those whose reason occurs only in the newest 15 %.
-
-    AppealClassifier holds out its newest 15 % to calibrate and refuses a reason
-    the earlier rows lack (AssertionError "reason head classes must follow the
-    taxonomy order"); on a small slice that happens, so such rows are dropped.
-    """
-    part = frame.sort_values("created_at", kind="stable").tail(limit).reset_index(drop=True)
-    n_cal = int(len(part) * 0.15)
-    early = set(part["reason"].iloc[: len(part) - n_cal])
-    keep = part["reason"].isin(early)
-    if (~keep).any():
-        log(
-            f"--limit: dropped {int((~keep).sum())} appeals with a reason unseen before the "
-            "calibration share"
-        )
-    return part[keep].reset_index(drop=True)
+    """The newest `limit` appeals (a quick check, not a figure to report)."""
+    return frame.sort_values("created_at", kind="stable").tail(limit).reset_index(drop=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="appeals CSV (default: shared)")
     parser.add_argument("--json", type=Path, default=None, help="also save the figures here")
+    parser.add_argument("--limit", type=int, default=None, help="train on the newest N appeals")
     parser.add_argument(
-        "--limit", type=int, default=None, help="train on the newest N train appeals only"
+        "--no-baselines", action="store_true", help="ours only (a quick look at the profiles)"
     )
     args = parser.parse_args(argv)
     data = resolve_data(args.data)
 
     from cur_ml.data import Dataset, load_appeals
+    from cur_ml.profiles import apply_profile
 
     log(f"loading {data}")
     train = load_appeals([data], split="train")
     dev = load_appeals([data], split="dev").frame
     if args.limit:
-        if args.limit < 100:
-            sys.exit("--limit must be at least 100 appeals")
-        train = Dataset(
-            frame=_slice(train.frame, args.limit), paths=train.paths, skipped=train.skipped
-        )
-    tf = train.frame
+        if args.limit < 300:
+            sys.exit("--limit must be at least 300 appeals")
+        train = Dataset(_slice(train.frame, args.limit), train.paths, train.skipped)
+    views = {name: apply_profile(dev, name) for name in PROFILES}
 
-    ours = run_ours(train, dev)
-    tfidf, tfidf_menu = run_tfidf(tf, dev)
-    fast = run_fasttext(tf, dev)
-    portal = run_portal(dev)
-
-    results: dict[str, Any] = {
-        OURS: ours["metrics"],
-        FASTTEXT: fast,
-        TFIDF: tfidf,
-        TFIDF_MENU: tfidf_menu,
-        PORTAL: portal,
-        **REFERENCE,
-    }
-    train_seconds = {
-        OURS: ours["train_seconds"],
-        FASTTEXT: fast["train_seconds"],
-        TFIDF: tfidf["train_seconds"],
-        TFIDF_MENU: tfidf_menu["train_seconds"],
-    }
-    targets, verdict = target_table(ours["metrics"])
+    results: dict[str, Any] = {OURS: run_ours(train, views)}
+    if not args.no_baselines:
+        results[TFIDF] = run_tfidf(train.frame, views)
+        results[FASTTEXT] = run_fasttext(train.frame, views)
 
     print(f"quality on dev · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine()}")
-    print(f"data: {data} · train {len(tf):,} appeals, dev {len(dev):,}")
+    print(f"data: {data} · train {len(train.frame):,} appeals, dev {len(dev):,}")
     print(f"fastText: {FASTTEXT_PARAMS}")
-    print()
-    print(head_tables(results, train_seconds, len(dev)))
+    seconds = {name: res["train_seconds"] for name, res in results.items()}
+    print("training, s (this run, shared machine): " + json.dumps(seconds))
+    ours = results[OURS]
+    print(f"our operating point: {json.dumps(ours['operating_point'], ensure_ascii=False)}")
+    for name in PROFILES:
+        print()
+        print(profile_table(name, {k: v["profiles"][name] for k, v in results.items()}, len(dev)))
+    targets, verdict = target_table(ours["profiles"], results)
     print()
     print(targets)
     print()
-    print(reliability_tables(ours["metrics"]))
+    print(delta_table(ours["profiles"]))
+    print()
+    print(curve_tables(ours["curves"]))
 
     if args.json:
         payload = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "data": str(data),
-            "train_rows": len(tf),
+            "train_rows": len(train.frame),
             "dev_rows": len(dev),
             "fasttext_params": FASTTEXT_PARAMS,
-            "train_seconds": train_seconds,
             "results": results,
             "targets": verdict,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n", "utf-8")
+        args.json.write_text(
+            json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n", "utf-8"
+        )
         log(f"figures saved to {args.json}")
     return 0
 

@@ -80,6 +80,7 @@ class RoutingModel:
                 appeal = {c: values[i] for c, values in frame.items()}
                 appeal["city_object"] = scores.objects[i]
                 appeal["district"] = scores.places[i].district
+                appeal["has_form"] = bool(scores.has_form[i])
                 pred["explanation"] = explain_heads(
                     self.classifier, appeal, pred, tokens=scores.tokens[i]
                 )

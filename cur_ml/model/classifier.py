@@ -20,7 +20,9 @@ Design
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from cur_ml.data import Columns, appeal_columns, take
+from cur_ml.model.buildings import BuildingIndex
 from cur_ml.model.calibration import fit_temperature
 from cur_ml.model.features import AppealFeaturizer, slug
 from cur_ml.model.heads import LinearHead
@@ -50,7 +53,8 @@ class HeadScores:
     """Probabilities of every head for a batch: `labels[head]` and `proba[head]` (rows × labels).
 
     `decoded` holds the chosen index per row for `reason` and `urgency`; `places`
-    the resolved place of each row; `objects` the object type each row was read with.
+    the resolved place of each row; `objects` the object type each row was read with;
+    `has_form` whether the row came with the portal's object type.
     """
 
     def __init__(
@@ -61,10 +65,11 @@ class HeadScores:
         lemmas: list[str],
         places: list[Place],
         objects: list[str],
+        has_form: np.ndarray,
         tokens: list[list[Token]] | None = None,
     ) -> None:
         self.labels, self.proba, self.decoded, self.lemmas = labels, proba, decoded, lemmas
-        self.places, self.objects = places, objects
+        self.places, self.objects, self.has_form = places, objects, has_form
         #: Tokens with offsets, when the caller asked for them (explanations).
         self.tokens = tokens
 
@@ -104,8 +109,10 @@ class AppealClassifier(BaseEstimator):
     calibration_share : newest share of the training rows held out to fit the
         temperatures and operating points before the final fit on all rows.
     min_df : passed to :class:`AppealFeaturizer`.
-    field_dropout : share of training rows whose place and object type the agency
-        head does not see, so that it also serves messages without them.
+    char_weight : weight of the character n-gram block (0: lemma n-grams only); it
+        carries misspelt and unknown words.
+    field_dropout : share of training rows whose place the agency head for messages
+        without the portal form does not see (a bare text has none).
     object_top_k : object types integrated over when an appeal has none.
     high_miss_cost : cost of a missed `high` appeal, in false alarms.
     review_accuracy : accuracy the appeals routed without review should reach.
@@ -119,6 +126,7 @@ class AppealClassifier(BaseEstimator):
         agency_half_life_days: float | None = 80.0,
         calibration_share: float = 0.15,
         min_df: int = 2,
+        char_weight: float = 1.0,
         field_dropout: float = 0.3,
         object_top_k: int = 3,
         high_miss_cost: float = 4.0,
@@ -131,6 +139,7 @@ class AppealClassifier(BaseEstimator):
         self.agency_half_life_days = agency_half_life_days
         self.calibration_share = calibration_share
         self.min_df = min_df
+        self.char_weight = char_weight
         self.field_dropout = field_dropout
         self.object_top_k = object_top_k
         self.high_miss_cost = high_miss_cost
@@ -150,11 +159,17 @@ class AppealClassifier(BaseEstimator):
         self.taxonomy_ = tax = Taxonomy.from_labels(frame)
         cols = appeal_columns(frame)
         step("features")
-        self.featurizer_ = AppealFeaturizer(min_df=self.min_df)
+        self.featurizer_ = AppealFeaturizer(min_df=self.min_df, char_weight=self.char_weight)
         lemmas = _lemmatize(cols["text"])
         self.featurizer_.fit(cols, lemmas=lemmas)
         self.place_resolver_ = PlaceResolver().fit(cols)
-        W = self.featurizer_.text(lemmas)
+        self.buildings_ = BuildingIndex().fit(cols["lat"], cols["lon"], cols["address"])
+        # Training rows are in the index themselves: each must find another appeal there.
+        building = self._building_evidence(cols, own=True)
+        self.building_likelihood_ = _building_likelihood(
+            building, cols["city_object"], self.featurizer_.objects_
+        )
+        W = self.featurizer_.text(lemmas, cols["text"])
         X = self.featurizer_.with_object(W, lemmas, cols["city_object"])
         roles = np.array(
             [tax.role_of(a, d) for a, d in zip(frame["agency"], frame["district"], strict=True)]
@@ -167,6 +182,7 @@ class AppealClassifier(BaseEstimator):
         self._set_maps()
         self.roles_ = sorted(set(roles))
         hide = np.random.default_rng(self.random_state).random(len(frame)) < self.field_dropout
+        cols = {**cols, "building": building}
         data = (W, X, lemmas, reasons, roles, objects, cols, hide, base_w, agency_w)
 
         n_cal = int(len(frame) * self.calibration_share)
@@ -180,11 +196,17 @@ class AppealClassifier(BaseEstimator):
             )
             fit_idx, cal_idx = np.sort(order[:-n_cal]), np.sort(order[-n_cal:])
             step("calibration fit")
-            self._fit_heads(*_rows(data, fit_idx))
-            step("calibrate")
-            settings = self._calibrate(take(cols, cal_idx), reasons[cal_idx], roles[cal_idx])
-        step("final fit")
-        self._fit_heads(*data)
+            # liblinear lets go of the GIL: the final fit runs beside the calibration fit.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                final = pool.submit(self._fit_heads, *data)
+                vars(self).update(self._fit_heads(*_rows(data, fit_idx)))
+                step("calibrate")
+                settings = self._calibrate(take(cols, cal_idx), reasons[cal_idx], roles[cal_idx])
+                step("final fit")
+                vars(self).update(final.result())
+        else:
+            step("final fit")
+            vars(self).update(self._fit_heads(*data))
         if fitted:
             for head, temperature in settings["temperatures"].items():
                 getattr(self, f"{head}_head_").temperature_ = temperature
@@ -197,6 +219,8 @@ class AppealClassifier(BaseEstimator):
             self.high_threshold_ = {"form": bayes, "text": bayes}
             self.review_policy_ = ReviewPolicy()
         self.seen_reason_roles_ = set(zip(reasons, roles, strict=True))
+        known = pd.Series([d for d in cols["district"] if d])
+        self.district_prior_ = known.value_counts(normalize=True).to_dict() if len(known) else {}
         return self
 
     def _set_maps(self) -> None:
@@ -208,39 +232,50 @@ class AppealClassifier(BaseEstimator):
             int(np.flatnonzero(self.urgencies_ == "high")[0]) if ("high" in self.urgencies_) else -1
         )
 
-    def _fit_heads(self, W, X, lemmas, reasons, roles, objects, cols, hide, reason_w, agency_w):
+    def _fit_heads(
+        self, W, X, lemmas, reasons, roles, objects, cols, hide, reason_w, agency_w
+    ) -> dict[str, object]:
+        """Fit the heads on these rows; returns them (as attributes to set), changes nothing.
+
+        Pure, so that the calibration fit and the final fit can run side by side.
+        """
         # Every reason of the taxonomy, even one only the calibration rows have.
-        self.reason_head_ = LinearHead(C=self.reason_C).fit(
+        reason = LinearHead(C=self.reason_C).fit(
             X, reasons, sample_weight=reason_w, classes=self.taxonomy_.reasons
         )
         has_object = np.array([bool(o) for o in objects])
-        self.object_head_ = LinearHead(C=self.object_C).fit(
+        obj = LinearHead(C=self.object_C).fit(
             W[has_object], objects[has_object], classes=self.featurizer_.objects_
         )
         # In-sample decoded reasons: as useful as out-of-fold ones here, at a third of the cost.
-        decoded = self._decode_reason(self.reason_head_.predict_proba(X))
-        seen = {
-            "district": ["" if h else d for h, d in zip(hide, cols["district"], strict=True)],
-            "municipality": [
-                "" if h else m for h, m in zip(hide, cols["municipality"], strict=True)
-            ],
-            "address": ["" if h else a for h, a in zip(hide, cols["address"], strict=True)],
-            "city_object": ["" if h else o for h, o in zip(hide, objects, strict=True)],
-        }
-        self.agency_meta_ = CountVectorizer(
+        decoded = self._decode_reason(reason.predict_proba(X))
+        # Messages without the portal form get a head of their own: their place is
+        # given, found from a point or a typed address, or absent (hidden on some rows).
+        free = _without_form(cols, hidden_place=hide)
+        free["object_guess"] = list(obj.classes_[obj.predict_proba(W).argmax(axis=1)])
+        meta = CountVectorizer(
             token_pattern=r"\S+", lowercase=False, binary=True, dtype=np.float32
-        ).fit(self._agency_tokens(decoded, seen))
-        self.agency_head_ = LinearHead(C=self.agency_C).fit(
-            self._agency_features(W, decoded, seen),
-            roles,
-            sample_weight=agency_w,
-            classes=self.roles_,
-        )
+        ).fit(self._agency_tokens(decoded, cols) + self._agency_tokens(decoded, free))
+        heads = {"agency_head_": cols, "free_agency_head_": free}
+        return {
+            "reason_head_": reason,
+            "object_head_": obj,
+            "agency_meta_": meta,
+            **{
+                name: LinearHead(C=self.agency_C).fit(
+                    self._agency_features(W, decoded, seen, meta),
+                    roles,
+                    sample_weight=agency_w,
+                    classes=self.roles_,
+                )
+                for name, seen in heads.items()
+            },
+        }
 
     def _calibrate(self, cal: Columns, reasons: np.ndarray, roles: np.ndarray) -> dict:
         """Temperatures, the urgency threshold and review thresholds, on held-out rows."""
         lemmas = _lemmatize(cal["text"])
-        W = self.featurizer_.text(lemmas)
+        W = self.featurizer_.text(lemmas, cal["text"])
         X = self.featurizer_.with_object(W, lemmas, cal["city_object"])
         self.reason_head_.calibrate(X, reasons)
         self.object_head_.calibrate(W, np.array(cal["city_object"], dtype=object))
@@ -248,14 +283,20 @@ class AppealClassifier(BaseEstimator):
         # The same rows once as portal forms and once as bare texts: the operating points
         # must hold for both kinds of source.
         bare = {**cal, "city_object": [""] * len(reasons), "district": [""] * len(reasons)}
-        bare.update(municipality=[""] * len(reasons), address=[""] * len(reasons))
-        p_bare, _ = self._reason_proba(W, lemmas, bare["city_object"])
+        bare.update(
+            municipality=[""] * len(reasons),
+            address=[""] * len(reasons),
+            building=[None] * len(reasons),
+        )
+        p_bare, bare_objects = self._reason_proba(W, lemmas, bare["city_object"], bare["building"])
         index = {c: i for i, c in enumerate(self.reason_head_.classes_)}
         self.text_temperature_ = fit_temperature(
             np.log(np.clip(p_bare, 1e-12, 1.0)), np.array([index.get(r, -1) for r in reasons])
         )
         form = self._score_lemmas(cal, lemmas, W)
         self.agency_head_.calibrate(self._agency_features(W, form["decoded"], cal), roles)
+        free = {**_without_form(cal), "object_guess": bare_objects}
+        self.free_agency_head_.calibrate(self._agency_features(W, form["decoded"], free), roles)
         both = [form, self._score_lemmas(bare, lemmas, W)]
         is_high = np.array([self.taxonomy_.urgency_of.get(r) == "high" for r in reasons])
         # One operating point per kind of input: a form is scored more sharply than a bare text.
@@ -286,6 +327,7 @@ class AppealClassifier(BaseEstimator):
                 "reason": self.reason_head_.temperature_,
                 "object": self.object_head_.temperature_,
                 "agency": self.agency_head_.temperature_,
+                "free_agency": self.free_agency_head_.temperature_,
             },
             "text_temperature": self.text_temperature_,
             "high_threshold": thresholds,
@@ -300,7 +342,7 @@ class AppealClassifier(BaseEstimator):
         return np.where(member, p_reason, -1.0).argmax(axis=1)
 
     def _reason_proba(
-        self, W: sp.csr_matrix, lemmas: list[str], objects: list[str]
+        self, W: sp.csr_matrix, lemmas: list[str], objects: list[str], building: list[bool]
     ) -> tuple[np.ndarray, list[str]]:
         """P(reason), and the object type each row was read with (given, else the likeliest).
 
@@ -319,7 +361,7 @@ class AppealClassifier(BaseEstimator):
         if not given.all():
             rows = np.flatnonzero(~given)
             Wb, lem = W[rows], [lemmas[i] for i in rows]
-            p_obj = self.object_head_.predict_proba(Wb)
+            p_obj = self._object_proba(Wb, [building[i] for i in rows])
             k = min(self.object_top_k, p_obj.shape[1])
             top = np.argpartition(-p_obj, k - 1, axis=1)[:, :k]
             mix = np.zeros((len(rows), p.shape[1]))
@@ -335,8 +377,30 @@ class AppealClassifier(BaseEstimator):
                 chosen[r] = str(best[i])
         return p, chosen
 
+    def _building_evidence(self, frame: Columns, own: bool = False) -> list[bool | None]:
+        """Per row: on a known building (True), a point elsewhere (False), no point (None)."""
+        on = self.buildings_.on_building(
+            frame["lat"], frame["lon"], frame["address"] if own else None
+        )
+        return [
+            bool(b) if math.isfinite(la) and math.isfinite(lo) else None
+            for b, la, lo in zip(on, frame["lat"], frame["lon"], strict=True)
+        ]
+
+    def _object_proba(self, W: sp.csr_matrix, building: list[bool | None]) -> np.ndarray:
+        """P(object | text), updated by the point where there is one (naive Bayes: whether
+        the point is on a known building, given the object type). No point, no update."""
+        p = self.object_head_.predict_proba(W)
+        has_point = np.array([b is not None for b in building], dtype=bool)
+        if has_point.any():
+            flag = np.array([bool(b) for b in building], dtype=int)[has_point]
+            p[has_point] *= self.building_likelihood_[flag]
+            p[has_point] /= p[has_point].sum(axis=1, keepdims=True)
+        return p
+
     def _agency_tokens(self, reason_index: np.ndarray, frame: Columns) -> list[str]:
-        out = []
+        out: list[str] = []
+        guesses, buildings = frame.get("object_guess"), frame.get("building")
         for r, d, m, a, o in zip(
             reason_index,
             frame["district"],
@@ -346,8 +410,13 @@ class AppealClassifier(BaseEstimator):
             strict=True,
         ):
             parts = [f"r={r}"]
+            if not o and guesses is not None:
+                # The object type the text suggests (a guess, so a token of its own).
+                parts.append(f"objp={slug(guesses[len(out)])}")
             if d:
                 parts += [f"dist={slug(d)}", f"rd={r}|{slug(d)}"]
+            if buildings is not None and buildings[len(out)]:
+                parts.append("bldg=1")
             if m:
                 parts.append(f"muni={slug(m)}")
             if o:
@@ -358,14 +427,17 @@ class AppealClassifier(BaseEstimator):
             out.append(" ".join(parts))
         return out
 
-    def _agency_features(self, W, reason_index, frame) -> sp.csr_matrix:
+    def _agency_features(self, W, reason_index, frame, meta=None) -> sp.csr_matrix:
+        """Lemma n-grams (character n-grams cost more than they give the agency head), and
+        the place, object and decoded reason tokens."""
+        meta = meta if meta is not None else self.agency_meta_
+        words = W[:, : self.featurizer_.n_word_features_] if self.char_weight else W
         return sp.hstack(
-            [W, self.agency_meta_.transform(self._agency_tokens(reason_index, frame))],
-            format="csr",
+            [words, meta.transform(self._agency_tokens(reason_index, frame))], format="csr"
         )
 
     def _score_lemmas(self, frame: Columns, lemmas: list[str], W: sp.csr_matrix) -> dict:
-        p_reason, objects = self._reason_proba(W, lemmas, frame["city_object"])
+        p_reason, objects = self._reason_proba(W, lemmas, frame["city_object"], frame["building"])
         decoded = self._decode_reason(p_reason)
         return {
             "reason": p_reason,
@@ -386,17 +458,14 @@ class AppealClassifier(BaseEstimator):
         point of the row's kind (a portal form or a bare text).
 
         Only the raise may contradict the reason: a missed acute appeal costs more than a
-        false alarm. A `high` reason below the point falls to the likelier of the others.
+        false alarm, and an acute reason is never lowered.
         """
         implied = self.reason_to_urgency_[reason_index].argmax(axis=1)
         if self.high_index_ < 0:
             return implied
         threshold = np.where(has_form, self.high_threshold_["form"], self.high_threshold_["text"])
         raise_ = p_urgency[:, self.high_index_] >= threshold
-        others = p_urgency.copy()
-        others[:, self.high_index_] = -1.0
-        lowered = np.where(implied == self.high_index_, others.argmax(axis=1), implied)
-        return np.where(raise_, self.high_index_, lowered)
+        return np.where(raise_, self.high_index_, implied)
 
     def score(self, frame: Columns | pd.DataFrame, with_tokens: bool = False) -> HeadScores:
         """Probabilities of every head for a batch of appeals (see `appeal_columns`).
@@ -411,6 +480,7 @@ class AppealClassifier(BaseEstimator):
             **frame,
             "district": [p.district for p in places],
             "municipality": [p.municipality for p in places],
+            "building": self._building_evidence(frame),
         }
         preprocessor = self.featurizer_.preprocessor_
         tokens = list(preprocessor.pipe(frame["text"])) if with_tokens else None
@@ -419,9 +489,20 @@ class AppealClassifier(BaseEstimator):
             if tokens is not None
             else preprocessor.transform(frame["text"])
         )
-        W = self.featurizer_.text(lemmas)
+        W = self.featurizer_.text(lemmas, frame["text"])
         topic = self._score_lemmas(frame, lemmas, W)
-        p_role = self.agency_head_.predict_proba(self._agency_features(W, topic["decoded"], frame))
+        known = set(self.featurizer_.objects_)
+        frame = {
+            **frame,
+            "city_object": [o if o in known else "" for o in frame["city_object"]],
+            "object_guess": topic["objects"],
+        }
+        features = self._agency_features(W, topic["decoded"], frame)
+        has_form = self._has_form(frame)
+        p_role = np.empty((W.shape[0], len(self.roles_)))
+        for head, rows in ((self.agency_head_, has_form), (self.free_agency_head_, ~has_form)):
+            if rows.any():
+                p_role[rows] = head.predict_proba(features[rows])
         return HeadScores(
             labels={
                 "reason": self.reason_head_.classes_,
@@ -444,8 +525,44 @@ class AppealClassifier(BaseEstimator):
             lemmas=lemmas,
             places=places,
             objects=topic["objects"],
+            has_form=has_form,
             tokens=tokens,
         )
+
+
+def _without_form(cols: Columns, hidden_place: np.ndarray | None = None) -> Columns:
+    """The appeals as a post without the portal form would carry them (and, where
+    `hidden_place` says so, without a place either)."""
+    n = len(cols["text"])
+    hidden = np.zeros(n, dtype=bool) if hidden_place is None else hidden_place
+    return {
+        **cols,
+        "city_object": [""] * n,
+        "address": [""] * n,
+        "district": ["" if h else d for h, d in zip(hidden, cols["district"], strict=True)],
+        "municipality": ["" if h else m for h, m in zip(hidden, cols["municipality"], strict=True)],
+        "building": [None if h else b for h, b in zip(hidden, cols["building"], strict=True)],
+    }
+
+
+def _building_likelihood(
+    building: list[bool | None], objects: list[str], names: list[str]
+) -> np.ndarray:
+    """Rows (point elsewhere, point on a building) × object type: P(evidence | object) /
+    P(evidence), smoothed, from the training rows that have a point and an object type."""
+    pairs = [(b, o) for b, o in zip(building, objects, strict=True) if b is not None and o]
+    out = np.ones((2, len(names)))
+    if not pairs:
+        return out
+    flags = np.array([b for b, _ in pairs], dtype=int)
+    column = {n: j for j, n in enumerate(names)}
+    objs = np.array([column.get(o, -1) for _, o in pairs])
+    for b in (0, 1):
+        prior = (flags == b).mean()
+        for j in range(len(names)):
+            rows = objs == j
+            out[b, j] = ((flags[rows] == b).sum() + prior) / (rows.sum() + 1) / max(prior, 1e-9)
+    return out
 
 
 def _lemmatize(texts: list[str]) -> list[str]:

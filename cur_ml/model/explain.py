@@ -59,7 +59,7 @@ def explain_heads(
     heads = {
         "reason": (model.reason_head_, prediction["reason"], appeal["city_object"]),
         "agency": (
-            model.agency_head_,
+            model.agency_head_ if appeal.get("has_form", True) else model.free_agency_head_,
             tax.role_of(prediction["agency"], appeal["district"]),
             "",
         ),

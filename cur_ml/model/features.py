@@ -36,6 +36,11 @@ def _crosses(lemmas: Sequence[str], objects: Sequence[str]) -> list[str]:
     ]
 
 
+def _flat(text: str) -> str:
+    """Character n-grams see lowercase words and single spaces (ё written е)."""
+    return " ".join(text.lower().replace("ё", "е").split())
+
+
 def _tfidf(ngram_range: tuple[int, int], min_df: int) -> TfidfVectorizer:
     return TfidfVectorizer(
         token_pattern=r"\S+",
@@ -59,9 +64,12 @@ class AppealFeaturizer(BaseEstimator):
     min_df : drop lemmas / crosses seen in fewer training appeals.
     """
 
-    def __init__(self, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2) -> None:
+    def __init__(
+        self, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2, char_weight: float = 0.0
+    ) -> None:
         self.ngram_range = ngram_range
         self.min_df = min_df
+        self.char_weight = char_weight
 
     def fit(
         self, X: Columns | pd.DataFrame, y: object = None, lemmas: Sequence[str] | None = None
@@ -73,12 +81,25 @@ class AppealFeaturizer(BaseEstimator):
             lemmas = self.preprocessor_.transform(columns["text"])
         objects = columns["city_object"]
         self.text_ = _tfidf(self.ngram_range, self.min_df).fit(lemmas)
+        self.chars_ = None
+        if self.char_weight:
+            self.chars_ = TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=(3, 4),
+                min_df=3,
+                sublinear_tf=True,
+                dtype=np.float32,
+                preprocessor=_flat,
+            ).fit(columns["text"])
         self.cross_ = _tfidf((1, 1), self.min_df).fit(_crosses(lemmas, objects))
         self.object_ = CountVectorizer(
             token_pattern=r"\S+", lowercase=False, binary=True, dtype=np.float32
         ).fit([f"obj={slug(o)}" for o in objects if o])
         self.objects_ = sorted({o for o in objects if o})
-        self.n_text_features_ = len(self.text_.vocabulary_)
+        self.n_word_features_ = len(self.text_.vocabulary_)
+        self.n_text_features_ = self.n_word_features_ + (
+            len(self.chars_.vocabulary_) if self.chars_ is not None else 0
+        )
         return self
 
     def transform(
@@ -89,12 +110,15 @@ class AppealFeaturizer(BaseEstimator):
         columns = appeal_columns(X) if isinstance(X, pd.DataFrame) else X
         if lemmas is None:
             lemmas = self.preprocessor_.transform(columns["text"])
-        return self.with_object(self.text(lemmas), lemmas, columns["city_object"])
+        return self.with_object(self.text(lemmas, columns["text"]), lemmas, columns["city_object"])
 
-    def text(self, lemmas: Sequence[str]) -> sp.csr_matrix:
-        """The text block alone."""
+    def text(self, lemmas: Sequence[str], texts: Sequence[str] | None = None) -> sp.csr_matrix:
+        """The text block alone: lemma n-grams, then character n-grams of `texts`."""
         check_is_fitted(self, "text_")
-        return self.text_.transform(lemmas)
+        words = self.text_.transform(lemmas)
+        if self.chars_ is None:
+            return words
+        return sp.hstack([words, self.chars_.transform(texts) * self.char_weight], format="csr")
 
     def with_object(
         self, text_block: sp.csr_matrix, lemmas: Sequence[str], objects: Sequence[str]

@@ -59,6 +59,7 @@ def train_model(
             "reason": classifier.reason_head_.temperature_,
             "object": classifier.object_head_.temperature_,
             "agency": classifier.agency_head_.temperature_,
+            "free_agency": classifier.free_agency_head_.temperature_,
             "text": classifier.text_temperature_,
         },
         "operating_point": {
@@ -73,10 +74,18 @@ def train_model(
 
 
 def evaluate_model(
-    model: RoutingModel, frame: pd.DataFrame, report_dir: Path | None = None
+    model: RoutingModel,
+    frame: pd.DataFrame,
+    report_dir: Path | None = None,
+    predictions: list[dict] | None = None,
 ) -> dict:
-    """Per-head figures on labelled appeals; writes the human report when `report_dir` is set."""
-    side = predictions_frame(model.predict(frame), frame)
+    """Per-head figures on labelled appeals; writes the human report when `report_dir` is set.
+
+    `predictions` of `frame` by `model`, when the caller already has them.
+    """
+    if predictions is None:
+        predictions = model.predict(frame)
+    side = predictions_frame(predictions, frame)
     metrics = head_metrics(side)
     known = model.label_sets()
     # Labels the model never saw can only be wrong: say how many there were.

@@ -110,4 +110,3 @@ def test_next_walks_the_queue_and_wraps(queue):
     r = queue.get("/console/next", params={"current": "x", "district": "Нигде"})
     assert r.headers["location"] == "/console/?district=%D0%9D%D0%B8%D0%B3%D0%B4%D0%B5&msg=empty"
     assert "Других обращений в очереди нет" in queue.get(r.headers["location"]).text
-
