@@ -219,8 +219,6 @@ class AppealClassifier(BaseEstimator):
             self.high_threshold_ = {"form": bayes, "text": bayes}
             self.review_policy_ = ReviewPolicy()
         self.seen_reason_roles_ = set(zip(reasons, roles, strict=True))
-        known = pd.Series([d for d in cols["district"] if d])
-        self.district_prior_ = known.value_counts(normalize=True).to_dict() if len(known) else {}
         return self
 
     def _set_maps(self) -> None:
@@ -247,6 +245,13 @@ class AppealClassifier(BaseEstimator):
         obj = LinearHead(C=self.object_C).fit(
             W[has_object], objects[has_object], classes=self.featurizer_.objects_
         )
+        # Which district a text without any place is likely about (street names, landmarks):
+        # agency's best guess when no place is found, never a place of its own.
+        districts = np.array(cols["district"], dtype=object)
+        has_district = districts != ""
+        district = LinearHead(C=self.object_C).fit(
+            W[has_district], districts[has_district], classes=self.taxonomy_.districts
+        )
         # In-sample decoded reasons: as useful as out-of-fold ones here, at a third of the cost.
         decoded = self._decode_reason(reason.predict_proba(X))
         # Messages without the portal form get a head of their own: their place is
@@ -260,6 +265,7 @@ class AppealClassifier(BaseEstimator):
         return {
             "reason_head_": reason,
             "object_head_": obj,
+            "district_head_": district,
             "agency_meta_": meta,
             **{
                 name: LinearHead(C=self.agency_C).fit(
@@ -279,6 +285,7 @@ class AppealClassifier(BaseEstimator):
         X = self.featurizer_.with_object(W, lemmas, cal["city_object"])
         self.reason_head_.calibrate(X, reasons)
         self.object_head_.calibrate(W, np.array(cal["city_object"], dtype=object))
+        self.district_head_.calibrate(W, np.array(cal["district"], dtype=object))
         self.text_temperature_ = 1.0
         # The same rows once as portal forms and once as bare texts: the operating points
         # must hold for both kinds of source.
@@ -326,6 +333,7 @@ class AppealClassifier(BaseEstimator):
             "temperatures": {
                 "reason": self.reason_head_.temperature_,
                 "object": self.object_head_.temperature_,
+                "district": self.district_head_.temperature_,
                 "agency": self.agency_head_.temperature_,
                 "free_agency": self.free_agency_head_.temperature_,
             },
@@ -503,18 +511,25 @@ class AppealClassifier(BaseEstimator):
         for head, rows in ((self.agency_head_, has_form), (self.free_agency_head_, ~has_form)):
             if rows.any():
                 p_role[rows] = head.predict_proba(features[rows])
+        # Rows with no place at all: which district the text is likely about (zeros elsewhere).
+        p_district = np.zeros((W.shape[0], len(self.district_head_.classes_)))
+        unplaced = np.array([not p.district for p in places], dtype=bool)
+        if unplaced.any():
+            p_district[unplaced] = self.district_head_.predict_proba(W[unplaced])
         return HeadScores(
             labels={
                 "reason": self.reason_head_.classes_,
                 "category": self.categories_,
                 "urgency": self.urgencies_,
                 "agency": self.agency_head_.classes_,
+                "district": self.district_head_.classes_,
             },
             proba={
                 "reason": topic["reason"],
                 "category": topic["category"],
                 "urgency": topic["urgency"],
                 "agency": p_role,
+                "district": p_district,
             },
             decoded={
                 "reason": topic["decoded"],

@@ -109,19 +109,22 @@ def build_predictions(
 
 
 def _agency(model: AppealClassifier, scores: HeadScores, i: int, district: str):
-    """Fill agency roles with the district. Without a district, a district role is spread
-    over the districts by how often each one appeals (the best guess, never a certainty)."""
+    """Fill agency roles with the district. Without a place, a district role is spread over
+    the districts by how likely the text is about each (a best guess, never a certainty)."""
     tax, roles, row = model.taxonomy_, scores.labels["agency"], scores.proba["agency"][i]
     if district:
         filled = [(tax.agency_of(r, district), p) for r, p in zip(roles, row, strict=True)]
     else:
-        prior = model.district_prior_
+        districts, p_district = scores.labels["district"], scores.proba["district"][i]
         filled = []
         for role, p in zip(roles, row, strict=True):
             if tax.agency_of(role, "") is not None:
                 filled.append((role, p))
             else:
-                filled += [(tax.agency_of(role, d), p * q) for d, q in prior.items()]
+                filled += [
+                    (tax.agency_of(role, d), p * q)
+                    for d, q in zip(districts, p_district, strict=True)
+                ]
     usable = sorted(((a, p) for a, p in filled if a is not None), key=lambda t: -t[1])
     top = [{"label": a, "confidence": round(float(p), 4)} for a, p in usable[:3]]
     runner = float(usable[1][1]) if len(usable) > 1 else 0.0

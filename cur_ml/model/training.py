@@ -58,6 +58,7 @@ def train_model(
         "temperatures": {
             "reason": classifier.reason_head_.temperature_,
             "object": classifier.object_head_.temperature_,
+            "district": classifier.district_head_.temperature_,
             "agency": classifier.agency_head_.temperature_,
             "free_agency": classifier.free_agency_head_.temperature_,
             "text": classifier.text_temperature_,

@@ -159,3 +159,21 @@ def test_openapi_documents_predict_with_russian_examples(client):
     dumped = str(spec)
     assert "Дыбенко" in dumped and "Благоустройство" in dumped
     assert client.get("/docs").status_code == 200
+
+
+def test_place_is_answered_and_documented(client):
+    appeals = [
+        {"id": "portal", "text": "Не работает лифт", "district": "Невский", "city_object": "Дом"},
+        {"id": "post", "text": "Во дворе не вывозят мусор", "source": "vk"},
+    ]
+    r = client.post("/v1/predict", json={"appeals": appeals})
+    assert r.status_code == 200, r.text
+    portal, post = r.json()["predictions"]
+    assert portal["place"]["method"] == "given" and portal["place"]["district"] == "Невский"
+    assert post["place"]["method"] == "none" and "place_unknown" in post["review_reasons"]
+    spec = client.get("/openapi.json").json()
+    place = spec["components"]["schemas"]["Place"]
+    assert place["properties"]["method"]["enum"] == ["given", "point", "address_in_text", "none"]
+    assert "place" in spec["components"]["schemas"]["Prediction"]["properties"]
+    # The input schema is the CONTRACT's, unchanged: no new required field.
+    assert spec["components"]["schemas"]["Appeal"]["required"] == ["text"]

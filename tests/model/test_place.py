@@ -219,16 +219,6 @@ def test_junk_never_raises(demo):
     assert len(resolver.resolve(batches[0])) == n
 
 
-def test_a_thousand_rows_resolve_fast(demo):
-    resolver, cols = demo
-    batch = {c: (cols[c] * 2)[:1000] for c in ("lat", "lon", "text", "address")}
-    batch["district"] = [""] * 1000
-    resolver.resolve(batch)  # builds the KD-tree once
-    start = time.perf_counter()
-    resolver.resolve(batch)
-    assert time.perf_counter() - start < 0.25  # ~5 ms here; catches per-row queries
-
-
 @pytest.mark.shared  # seconds, not minutes: no `slow` mark
 def test_real_data_point_and_text(shared_appeals, capsys):
     frame = load_appeals([shared_appeals]).frame
