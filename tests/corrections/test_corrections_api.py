@@ -400,3 +400,13 @@ def test_content_type_as_for_predict(client_a, content_type, status):
     assert r.status_code == status, r.text
     if status == 422:
         assert "Content-Type: application/json" in r.json()["detail"][0]["problem"]
+
+
+@pytest.mark.parametrize("cursor", [2**63, 10**30])
+def test_a_cursor_beyond_64_bits_is_a_client_error(served, cursor):
+    client, _ = served
+    r = client.get("/v1/corrections", params={"cursor": cursor}, headers=OP)
+    assert r.status_code == 422, r.text
+    assert any(d["field"].endswith("cursor") for d in r.json()["detail"])
+    last = client.get("/v1/corrections", params={"cursor": 2**63 - 1}, headers=OP)
+    assert last.status_code == 200 and last.json()["corrections"] == []

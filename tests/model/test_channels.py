@@ -176,4 +176,3 @@ def test_review_thresholds_come_from_the_calibration_curve(demo_model):
     assert fitted != {"category": 0.6, "reason": 0.45, "urgency": 0.6, "agency": 0.5}
     assert demo_model.policy is demo_model.classifier.review_policy_
     assert demo_model.manifest["operating_point"]["review_min_confidence"] == fitted
-

@@ -163,7 +163,9 @@ def list_corrections(
         str | None, Query(max_length=64, description="Только этого предсказания."), NO_NUL
     ] = None,
     cursor: Annotated[
-        int, Query(ge=0, description="`next_cursor` предыдущей страницы; 0 — с начала.")
+        int,
+        # Ids are 64-bit signed integers in both databases: a larger cursor names no row.
+        Query(ge=0, le=2**63 - 1, description="`next_cursor` предыдущей страницы; 0 — с начала."),
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1_000, description="Размер страницы.")] = 100,
 ) -> dict[str, Any]:
