@@ -104,7 +104,8 @@ class AppealClassifier(BaseEstimator):
 
     Parameters
     ----------
-    reason_C, agency_C, object_C : regularisation of the linear heads.
+    reason_C, agency_C, object_C, district_C : regularisation of the linear heads (the
+        district a text is about is a weak signal: strongly regularised, and fast to fit).
     agency_half_life_days : recency weighting of the agency head (None: off).
     calibration_share : newest share of the training rows held out to fit the
         temperatures and operating points before the final fit on all rows.
@@ -123,6 +124,7 @@ class AppealClassifier(BaseEstimator):
         reason_C: float = 0.3,
         agency_C: float = 0.3,
         object_C: float = 0.3,
+        district_C: float = 0.05,
         agency_half_life_days: float | None = 80.0,
         calibration_share: float = 0.15,
         min_df: int = 2,
@@ -136,6 +138,7 @@ class AppealClassifier(BaseEstimator):
         self.reason_C = reason_C
         self.agency_C = agency_C
         self.object_C = object_C
+        self.district_C = district_C
         self.agency_half_life_days = agency_half_life_days
         self.calibration_share = calibration_share
         self.min_df = min_df
@@ -161,7 +164,7 @@ class AppealClassifier(BaseEstimator):
         step("features")
         self.featurizer_ = AppealFeaturizer(min_df=self.min_df, char_weight=self.char_weight)
         lemmas = _lemmatize(cols["text"])
-        self.featurizer_.fit(cols, lemmas=lemmas)
+        W = self.featurizer_.fit_text(cols, lemmas=lemmas)
         self.place_resolver_ = PlaceResolver().fit(cols)
         self.buildings_ = BuildingIndex().fit(cols["lat"], cols["lon"], cols["address"])
         # Training rows are in the index themselves: each must find another appeal there.
@@ -169,7 +172,6 @@ class AppealClassifier(BaseEstimator):
         self.building_likelihood_ = _building_likelihood(
             building, cols["city_object"], self.featurizer_.objects_
         )
-        W = self.featurizer_.text(lemmas, cols["text"])
         X = self.featurizer_.with_object(W, lemmas, cols["city_object"])
         roles = np.array(
             [tax.role_of(a, d) for a, d in zip(frame["agency"], frame["district"], strict=True)]
@@ -197,7 +199,7 @@ class AppealClassifier(BaseEstimator):
             fit_idx, cal_idx = np.sort(order[:-n_cal]), np.sort(order[-n_cal:])
             step("calibration fit")
             # liblinear lets go of the GIL: the final fit runs beside the calibration fit.
-            with ThreadPoolExecutor(max_workers=2) as pool:
+            with ThreadPoolExecutor(max_workers=1) as pool:
                 final = pool.submit(self._fit_heads, *data)
                 vars(self).update(self._fit_heads(*_rows(data, fit_idx)))
                 step("calibrate")
@@ -230,6 +232,21 @@ class AppealClassifier(BaseEstimator):
             int(np.flatnonzero(self.urgencies_ == "high")[0]) if ("high" in self.urgencies_) else -1
         )
 
+    def _fit_side(self, W, objects, cols) -> dict[str, LinearHead]:
+        """The small text-only heads: object type, and the district a text is about."""
+        has_object = np.array([bool(o) for o in objects])
+        obj = LinearHead(C=self.object_C).fit(
+            W[has_object], objects[has_object], classes=self.featurizer_.objects_
+        )
+        # Which district a text without any place is likely about (street names, landmarks):
+        # agency's best guess when no place is found, never a place of its own.
+        districts = np.array(cols["district"], dtype=object)
+        has_district = districts != ""
+        district = LinearHead(C=self.district_C).fit(
+            self._words(W)[has_district], districts[has_district], classes=self.taxonomy_.districts
+        )
+        return {"object_head_": obj, "district_head_": district}
+
     def _fit_heads(
         self, W, X, lemmas, reasons, roles, objects, cols, hide, reason_w, agency_w
     ) -> dict[str, object]:
@@ -241,17 +258,8 @@ class AppealClassifier(BaseEstimator):
         reason = LinearHead(C=self.reason_C).fit(
             X, reasons, sample_weight=reason_w, classes=self.taxonomy_.reasons
         )
-        has_object = np.array([bool(o) for o in objects])
-        obj = LinearHead(C=self.object_C).fit(
-            W[has_object], objects[has_object], classes=self.featurizer_.objects_
-        )
-        # Which district a text without any place is likely about (street names, landmarks):
-        # agency's best guess when no place is found, never a place of its own.
-        districts = np.array(cols["district"], dtype=object)
-        has_district = districts != ""
-        district = LinearHead(C=self.object_C).fit(
-            W[has_district], districts[has_district], classes=self.taxonomy_.districts
-        )
+        small = self._fit_side(W, objects, cols)
+        obj = small["object_head_"]
         # In-sample decoded reasons: as useful as out-of-fold ones here, at a third of the cost.
         decoded = self._decode_reason(reason.predict_proba(X))
         # Messages without the portal form get a head of their own: their place is
@@ -264,8 +272,7 @@ class AppealClassifier(BaseEstimator):
         heads = {"agency_head_": cols, "free_agency_head_": free}
         return {
             "reason_head_": reason,
-            "object_head_": obj,
-            "district_head_": district,
+            **small,
             "agency_meta_": meta,
             **{
                 name: LinearHead(C=self.agency_C).fit(
@@ -285,7 +292,7 @@ class AppealClassifier(BaseEstimator):
         X = self.featurizer_.with_object(W, lemmas, cal["city_object"])
         self.reason_head_.calibrate(X, reasons)
         self.object_head_.calibrate(W, np.array(cal["city_object"], dtype=object))
-        self.district_head_.calibrate(W, np.array(cal["district"], dtype=object))
+        self.district_head_.calibrate(self._words(W), np.array(cal["district"], dtype=object))
         self.text_temperature_ = 1.0
         # The same rows once as portal forms and once as bare texts: the operating points
         # must hold for both kinds of source.
@@ -439,10 +446,15 @@ class AppealClassifier(BaseEstimator):
         """Lemma n-grams (character n-grams cost more than they give the agency head), and
         the place, object and decoded reason tokens."""
         meta = meta if meta is not None else self.agency_meta_
-        words = W[:, : self.featurizer_.n_word_features_] if self.char_weight else W
         return sp.hstack(
-            [words, meta.transform(self._agency_tokens(reason_index, frame))], format="csr"
+            [self._words(W), meta.transform(self._agency_tokens(reason_index, frame))],
+            format="csr",
         )
+
+    def _words(self, W: sp.csr_matrix) -> sp.csr_matrix:
+        """The lemma n-grams of the text block: character n-grams cost the place and agency
+        heads more than they give them."""
+        return W[:, : self.featurizer_.n_word_features_] if self.char_weight else W
 
     def _score_lemmas(self, frame: Columns, lemmas: list[str], W: sp.csr_matrix) -> dict:
         p_reason, objects = self._reason_proba(W, lemmas, frame["city_object"], frame["building"])
@@ -515,7 +527,7 @@ class AppealClassifier(BaseEstimator):
         p_district = np.zeros((W.shape[0], len(self.district_head_.classes_)))
         unplaced = np.array([not p.district for p in places], dtype=bool)
         if unplaced.any():
-            p_district[unplaced] = self.district_head_.predict_proba(W[unplaced])
+            p_district[unplaced] = self.district_head_.predict_proba(self._words(W[unplaced]))
         return HeadScores(
             labels={
                 "reason": self.reason_head_.classes_,

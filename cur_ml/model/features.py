@@ -75,12 +75,20 @@ class AppealFeaturizer(BaseEstimator):
         self, X: Columns | pd.DataFrame, y: object = None, lemmas: Sequence[str] | None = None
     ) -> AppealFeaturizer:
         """Learn the vocabularies from appeals; pass `lemmas` when the texts are lemmatised."""
+        self.fit_text(X, lemmas)
+        return self
+
+    def fit_text(
+        self, X: Columns | pd.DataFrame, lemmas: Sequence[str] | None = None
+    ) -> sp.csr_matrix:
+        """Fit, and return the text block of the training appeals (one pass over them)."""
         columns = appeal_columns(X) if isinstance(X, pd.DataFrame) else X
         self.preprocessor_ = RussianPreprocessor().fit([])
         if lemmas is None:
             lemmas = self.preprocessor_.transform(columns["text"])
         objects = columns["city_object"]
-        self.text_ = _tfidf(self.ngram_range, self.min_df).fit(lemmas)
+        self.text_ = _tfidf(self.ngram_range, self.min_df)
+        blocks = [self.text_.fit_transform(lemmas)]
         self.chars_ = None
         if self.char_weight:
             self.chars_ = TfidfVectorizer(
@@ -90,7 +98,8 @@ class AppealFeaturizer(BaseEstimator):
                 sublinear_tf=True,
                 dtype=np.float32,
                 preprocessor=_flat,
-            ).fit(columns["text"])
+            )
+            blocks.append(self.chars_.fit_transform(columns["text"]) * self.char_weight)
         self.cross_ = _tfidf((1, 1), self.min_df).fit(_crosses(lemmas, objects))
         self.object_ = CountVectorizer(
             token_pattern=r"\S+", lowercase=False, binary=True, dtype=np.float32
@@ -100,7 +109,7 @@ class AppealFeaturizer(BaseEstimator):
         self.n_text_features_ = self.n_word_features_ + (
             len(self.chars_.vocabulary_) if self.chars_ is not None else 0
         )
-        return self
+        return sp.hstack(blocks, format="csr") if len(blocks) > 1 else blocks[0].tocsr()
 
     def transform(
         self, X: Columns | pd.DataFrame, lemmas: Sequence[str] | None = None
