@@ -93,7 +93,7 @@ class AppealFeaturizer(BaseEstimator):
         if self.char_weight:
             self.chars_ = TfidfVectorizer(
                 analyzer="char_wb",
-                ngram_range=(3, 4),
+                ngram_range=(4, 4),
                 min_df=3,
                 sublinear_tf=True,
                 dtype=np.float32,
