@@ -66,7 +66,7 @@ def predict_appeals(
     explain: bool = True,
     request_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Predictions in input order, each with a fresh `prediction_id`, queued for the store;
+    """Predictions in input order, each with a fresh `prediction_id`, committed to the store;
     and the version of the model that made them (one model answers a whole request, so a
     swap meanwhile never mixes versions within one answer).
     """
@@ -89,6 +89,7 @@ def predict_appeals(
                 appeal.model_dump(exclude_none=True), answer, request_id=request_id, at=now
             )
         )
-    writer.submit(rows)
+    # Stored before answered: a 2xx carries only prediction_ids that survive a crash.
+    writer.record(rows)
     metrics.observe_predictions(out)
     return out, model.version

@@ -1,9 +1,12 @@
-"""Recording predictions off the request path: a bounded queue drained in batches by one thread.
+"""Recording predictions: a bounded queue drained in batches by one thread (group commit).
 
-A request hands its rows over and returns; the writer inserts whatever has piled
-up in one executemany. The queue is bounded (requests wait, then fail with
-`StoreBusyError`, when the store cannot keep up) and `close` drains it, so a
-clean shutdown loses nothing.
+A request hands its rows over and waits for their commit (`submit` then `wait`)
+before it answers, so a 2xx answer means every `prediction_id` in it is stored,
+also if the process is killed right after. Rows of requests that arrive while a
+transaction is being written are written together in the next one: one commit
+serves many requests, and throughput holds. The queue is bounded (requests wait,
+then fail with `StoreBusyError`, when the store cannot keep up) and `close`
+drains it.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ class PredictionWriter:
     max_pending : rows queued or being written before `submit` waits.
     batch_rows : most rows in one insert.
     submit_timeout : seconds `submit` waits for room before raising `StoreBusyError`.
-    linger : seconds the writer waits after the first row for more to arrive, so a
-        transaction carries many requests' rows (fewer wake-ups competing for the GIL).
+    linger : seconds the writer waits after the first row for more to arrive (0: write
+        at once; requests arriving meanwhile share the next commit anyway).
     """
 
     def __init__(
@@ -45,7 +48,7 @@ class PredictionWriter:
         max_pending: int = 10_000,
         batch_rows: int = 2_000,
         submit_timeout: float = 10.0,
-        linger: float = 0.05,
+        linger: float = 0.0,
     ) -> None:
         self.repository = repository
         self.max_pending = max_pending
@@ -55,7 +58,10 @@ class PredictionWriter:
         self.pending = 0  # rows submitted and not yet committed
         self.written = 0
         self.failures = 0
-        self._items: deque[list[dict[str, Any]]] = deque()
+        self._items: deque[tuple[int, list[dict[str, Any]]]] = deque()
+        self._submitted = 0  # tickets handed out
+        self._committed = 0  # every ticket up to this one is done (written or failed)
+        self._failed: set[int] = set()  # tickets with a row that could not be written
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -72,10 +78,10 @@ class PredictionWriter:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Queue rows for writing; waits while the queue is full."""
+    def submit(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Queue rows for writing (waits while the queue is full); returns their ticket."""
         if not rows:
-            return
+            return 0
         n = len(rows)
         deadline = time.monotonic() + self.submit_timeout
         with self._cond:
@@ -88,9 +94,28 @@ class PredictionWriter:
                     raise StoreBusyError(
                         f"the prediction store is not keeping up ({self.pending} rows waiting)"
                     )
-            self._items.append(list(rows))
+            self._submitted += 1
+            self._items.append((self._submitted, list(rows)))
             self.pending += n
             self._cond.notify_all()
+            return self._submitted
+
+    def wait(self, ticket: int, timeout: float | None = None) -> None:
+        """Return once the rows of `ticket` are committed; `StoreBusyError` if they could not
+        be, or not within `timeout` seconds (the caller must then not acknowledge them)."""
+        if ticket <= 0:
+            return
+        timeout = self.submit_timeout if timeout is None else timeout
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._committed >= ticket, timeout):
+                raise StoreBusyError("the prediction store did not confirm the write in time")
+            if ticket in self._failed:
+                self._failed.discard(ticket)
+                raise StoreBusyError("the prediction store could not record this answer")
+
+    def record(self, rows: Sequence[dict[str, Any]], timeout: float | None = None) -> None:
+        """Write rows and wait for their commit (`submit` + `wait`)."""
+        self.wait(self.submit(rows), timeout)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every row submitted so far is committed; False on timeout."""
@@ -107,35 +132,41 @@ class PredictionWriter:
             if self._thread.is_alive():
                 log.error("prediction writer did not finish: %d rows not written", self.pending)
 
-    def _take(self) -> list[dict[str, Any]] | None:
+    def _take(self) -> list[tuple[int, list[dict[str, Any]]]] | None:
         with self._cond:
             self._cond.wait_for(lambda: self._items or self._closing)
             if not self._items:
                 return None
             if self.linger > 0 and not self._closing:
-                rows = sum(len(item) for item in self._items)
+                rows = sum(len(item) for _, item in self._items)
                 deadline = time.monotonic() + self.linger
                 while rows < self.batch_rows and not self._closing:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._cond.wait(left)
-                    rows = sum(len(item) for item in self._items)
-            batch = self._items.popleft()
-            while self._items and len(batch) + len(self._items[0]) <= self.batch_rows:
-                batch.extend(self._items.popleft())
-            return batch
+                    rows = sum(len(item) for _, item in self._items)
+            # Whole requests only: a request's rows are committed together.
+            taken = [self._items.popleft()]
+            size = len(taken[0][1])
+            while self._items and size + len(self._items[0][1]) <= self.batch_rows:
+                taken.append(self._items.popleft())
+                size += len(taken[-1][1])
+            return taken
 
     def _run(self) -> None:
-        while (batch := self._take()) is not None:
-            done = self._write(batch)
+        while (taken := self._take()) is not None:
+            batch = [row for _, rows in taken for row in rows]
+            failed = self._write(batch)
             with self._cond:
                 self.pending -= len(batch)
-                self.written += done
+                self.written += len(batch) - len(failed)
+                self._failed.update(t for t, rows in taken if any(id(r) in failed for r in rows))
+                self._committed = taken[-1][0]
                 self._cond.notify_all()
 
-    def _write(self, batch: list[dict[str, Any]]) -> int:
-        """Insert a batch; return how many rows were written.
+    def _write(self, batch: list[dict[str, Any]]) -> set[int]:
+        """Insert a batch; return the `id()` of the rows that could not be written.
 
         A store that is down (OperationalError) is retried until it is back, the queue
         filling up meanwhile; any other failure is retried row by row, so one bad row
@@ -145,7 +176,7 @@ class PredictionWriter:
         while True:
             try:
                 self.repository.add_many(batch)
-                return len(batch)
+                return set()
             except OperationalError:
                 self.failures += 1
                 log.exception("the prediction store is unavailable; retrying %d rows", len(batch))
@@ -155,11 +186,11 @@ class PredictionWriter:
                 self.failures += 1
                 log.exception("writing %d predictions failed; writing them one by one", len(batch))
                 break
-        done = 0
+        failed = set()
         for row in batch:
             try:
                 self.repository.add_many([row])
-                done += 1
             except Exception:
+                failed.add(id(row))
                 log.exception("prediction %s could not be recorded", row.get("prediction_id"))
-        return done
+        return failed

@@ -152,3 +152,36 @@ def test_submit_after_close_is_refused(repo):
     writer.close()
     with pytest.raises(StoreBusyError):
         writer.submit([_row(1)])
+
+
+def test_record_returns_only_once_the_rows_are_committed(repo):
+    import threading
+
+    writer = PredictionWriter(repo).start()
+    seen_after: list[int] = []
+
+    def request(k: int) -> None:
+        rows = [_row(k * 10 + j) for j in range(3)]
+        writer.record(rows)
+        # Acknowledged: every row is in the store now, before any flush.
+        seen_after.append(sum(repo.get(r["prediction_id"]) is not None for r in rows))
+
+    threads = [threading.Thread(target=request, args=(k,)) for k in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen_after == [3] * 20
+    writer.close()
+
+
+def test_record_refuses_to_acknowledge_a_row_it_could_not_write(repo):
+    from cur_ml.store import StoreBusyError
+
+    writer = PredictionWriter(repo).start()
+    writer.record([_row(1)])
+    with pytest.raises(StoreBusyError, match="could not record"):
+        writer.record([_row(2), _row(1)])  # _row(1) again: its primary key is taken
+    writer.record([_row(3)])  # later requests are unaffected
+    writer.close()
+    assert repo.count() == 3

@@ -286,19 +286,22 @@ def test_an_unknown_prediction_is_a_404_json(client_a):
     assert client.get(f"/v1/predictions/{'x' * 65}", headers=OP).status_code == 422
 
 
-def test_a_prediction_still_in_the_writer_queue_can_be_corrected(app_on):
+def test_a_slow_store_delays_the_answer_never_the_record(app_on):
+    """The answer waits for the store: once it arrives, the prediction can be corrected."""
     with app_on() as client:
         repo = client.app.state.writer.repository
         original = repo.add_many
 
-        def slow(rows):  # the store lags behind the answers
+        def slow(rows):  # the store lags behind the model
             time.sleep(0.5)
             original(rows)
 
         repo.add_many = slow
+        started = time.monotonic()
         r = client.post("/v1/predict", json={"appeals": APPEALS[:1]})
+        assert r.status_code == 200 and time.monotonic() - started >= 0.5
         pid = r.json()["predictions"][0]["prediction_id"]
-        assert client.app.state.predictions.get(pid) is None  # not written yet
+        assert client.app.state.predictions.get(pid) is not None  # stored before answered
         c = _post(client, {"prediction_id": pid, "field": "reason", "value": "Другая"})
         assert c.status_code == 201, c.text
         assert client.get(f"/v1/predictions/{pid}", headers=OP).status_code == 200
