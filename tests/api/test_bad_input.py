@@ -135,6 +135,18 @@ def test_limits_follow_the_settings(app_factory, model_a_dir):
         assert client.post("/v1/predict", json={"appeals": [{"text": "x"}] * 3}).status_code == 200
 
 
+def test_characters_of_one_request_are_capped(app_factory, model_a_dir):
+    with app_factory(model_a_dir, max_request_chars=100) as client:
+        r = client.post("/v1/predict", json={"appeals": [{"text": "Яма на дороге " * 5}] * 2})
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert "limit is 100" in body["message"] and "CUR_ML_MAX_REQUEST_CHARS" in body["message"]
+        assert body["detail"][0]["field"] == "appeals"
+        # The same appeals in two requests are fine.
+        r = client.post("/v1/predict", json={"appeals": [{"text": "Яма на дороге " * 5}]})
+        assert r.status_code == 200, r.text
+
+
 def test_body_over_the_size_limit_is_413(app_factory, model_a_dir):
     with app_factory(model_a_dir, max_body_bytes=1_000) as client:
         r = client.post("/v1/predict", json={"appeals": [{"text": "я" * 2_000}]})

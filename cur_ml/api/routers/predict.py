@@ -44,10 +44,24 @@ async def _batch_size_first(request: Request, settings: SettingsDep) -> None:
 
 
 async def _within_limits(body: PredictRequest, settings: SettingsDep) -> PredictRequest:
-    """The configurable limits (batch size, text length), reported like schema errors."""
+    """The configurable limits (batch size, text length, characters of a whole request),
+    reported like schema errors."""
     errors: list[dict[str, Any]] = []
     if len(body.appeals) > settings.max_batch:
         errors.append(_too_many(len(body.appeals), settings.max_batch))
+    total = sum(len(a.text) for a in body.appeals)
+    if total > settings.max_request_chars:
+        # One huge request must not hold every small caller up: send it in parts.
+        errors.append(
+            {
+                "type": "too_long",
+                "loc": ("body", "appeals"),
+                "msg": (
+                    f"{total} characters of text in one request; the limit is "
+                    f"{settings.max_request_chars} (CUR_ML_MAX_REQUEST_CHARS): split the batch"
+                ),
+            }
+        )
     limit = settings.max_text_chars
     for i, appeal in enumerate(body.appeals):
         if len(appeal.text) > limit:
