@@ -158,16 +158,20 @@ def test_one_retrain_at_a_time(app_on, monkeypatch):
         assert client.get("/v1/admin/retrain/nope", headers=ADM).status_code == 404
 
 
-def test_runs_left_running_by_a_dead_process_are_failed_at_start(app_on, tmp_path):
+def test_runs_left_running_by_a_dead_process_are_failed_at_start(app_on, served_dir, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     engine = make_engine(url)
     upgrade(engine)
     stale = RetrainRunRepository(engine).start("api", 0)
     engine.dispose()
-    with app_on(database_url=url) as client:
+    # A writable copy of the model: the real retrain started below may promote into it, and
+    # the session's shared model directory must stay as it is for the tests after this one.
+    with app_on(database_url=url, model_dir=served_dir) as client:
         run = client.get(f"/v1/admin/retrain/{stale.id}", headers=ADM).json()
         assert run["status"] == "failed" and "stopped" in run["error"]
-        assert client.post("/v1/admin/retrain", headers=ADM).status_code == 202
+        r = client.post("/v1/admin/retrain", headers=ADM)
+        assert r.status_code == 202
+        assert _wait_run(client, r.json()["id"])["status"] in {"promoted", "rejected"}
 
 
 def test_an_automatic_retrain_starts_after_n_new_corrections(app_on, monkeypatch):
