@@ -296,12 +296,7 @@ class AppealClassifier(BaseEstimator):
         self.text_temperature_ = 1.0
         # The same rows once as portal forms and once as bare texts: the operating points
         # must hold for both kinds of source.
-        bare = {**cal, "city_object": [""] * len(reasons), "district": [""] * len(reasons)}
-        bare.update(
-            municipality=[""] * len(reasons),
-            address=[""] * len(reasons),
-            building=[None] * len(reasons),
-        )
+        bare = _without_form(cal, hidden_place=np.ones(len(reasons), dtype=bool))
         p_bare, bare_objects = self._reason_proba(W, lemmas, bare["city_object"], bare["building"])
         index = {c: i for i, c in enumerate(self.reason_head_.classes_)}
         self.text_temperature_ = fit_temperature(
@@ -467,10 +462,6 @@ class AppealClassifier(BaseEstimator):
             "objects": objects,
         }
 
-    def _has_form(self, frame: Columns) -> np.ndarray:
-        known = set(self.featurizer_.objects_)
-        return np.array([o in known for o in frame["city_object"]], dtype=bool)
-
     def decide_urgency(
         self, p_urgency: np.ndarray, reason_index: np.ndarray, has_form: np.ndarray
     ) -> np.ndarray:
@@ -496,8 +487,11 @@ class AppealClassifier(BaseEstimator):
         if isinstance(frame, pd.DataFrame):
             frame = appeal_columns(frame)
         places = self.place_resolver_.resolve(frame)
+        known = set(self.featurizer_.objects_)
         frame = {
             **frame,
+            # An object type the form never offers is no object type.
+            "city_object": [o if o in known else "" for o in frame["city_object"]],
             "district": [p.district for p in places],
             "municipality": [p.municipality for p in places],
             "building": self._building_evidence(frame),
@@ -511,14 +505,9 @@ class AppealClassifier(BaseEstimator):
         )
         W = self.featurizer_.text(lemmas, frame["text"])
         topic = self._score_lemmas(frame, lemmas, W)
-        known = set(self.featurizer_.objects_)
-        frame = {
-            **frame,
-            "city_object": [o if o in known else "" for o in frame["city_object"]],
-            "object_guess": topic["objects"],
-        }
+        frame = {**frame, "object_guess": topic["objects"]}
         features = self._agency_features(W, topic["decoded"], frame)
-        has_form = self._has_form(frame)
+        has_form = np.array([bool(o) for o in frame["city_object"]], dtype=bool)
         p_role = np.empty((W.shape[0], len(self.roles_)))
         for head, rows in ((self.agency_head_, has_form), (self.free_agency_head_, ~has_form)):
             if rows.any():
@@ -545,9 +534,7 @@ class AppealClassifier(BaseEstimator):
             },
             decoded={
                 "reason": topic["decoded"],
-                "urgency": self.decide_urgency(
-                    topic["urgency"], topic["decoded"], self._has_form(frame)
-                ),
+                "urgency": self.decide_urgency(topic["urgency"], topic["decoded"], has_form),
             },
             lemmas=lemmas,
             places=places,

@@ -52,6 +52,7 @@ def build_predictions(
 ) -> list[dict]:
     """One dict per appeal, in input order."""
     tax = model.taxonomy_
+    slotted = np.array([tax.agency_of(r, "") is None for r in scores.labels["agency"]])
     out = []
     for i, (text, raw_district, created) in enumerate(
         zip(frame["text"], frame["district"], frame["created_at"], strict=True)
@@ -75,7 +76,7 @@ def build_predictions(
             )
             if head != "urgency":  # urgency is a cost-weighted decision, not the likeliest label
                 issues += policy.head_issues(head, p_chosen, runner_up)
-        agency, agency_alts, p_agency, runner = _agency(model, scores, i, place.district)
+        agency, agency_alts, p_agency, runner = _agency(model, scores, i, place.district, slotted)
         chosen["agency"], alternatives["agency"], confidence["agency"] = (
             agency,
             agency_alts,
@@ -108,24 +109,32 @@ def build_predictions(
     return out
 
 
-def _agency(model: AppealClassifier, scores: HeadScores, i: int, district: str):
+def _agency(
+    model: AppealClassifier, scores: HeadScores, i: int, district: str, slotted: np.ndarray
+):
     """Fill agency roles with the district. Without a place, a district role is spread over
-    the districts by how likely the text is about each (a best guess, never a certainty)."""
+    the districts by how likely the text is about each (a best guess, never a certainty).
+
+    `slotted` marks the roles that need a district.
+    """
     tax, roles, row = model.taxonomy_, scores.labels["agency"], scores.proba["agency"][i]
     if district:
-        filled = [(tax.agency_of(r, district), p) for r, p in zip(roles, row, strict=True)]
+        names = [tax.agency_of(r, district) for r in roles]
+        order = np.argsort(-row)
+        top = [(names[j], float(row[j])) for j in order[:3]]
     else:
         districts, p_district = scores.labels["district"], scores.proba["district"][i]
-        filled = []
-        for role, p in zip(roles, row, strict=True):
-            if tax.agency_of(role, "") is not None:
-                filled.append((role, p))
-            else:
-                filled += [
-                    (tax.agency_of(role, d), p * q)
-                    for d, q in zip(districts, p_district, strict=True)
-                ]
-    usable = sorted(((a, p) for a, p in filled if a is not None), key=lambda t: -t[1])
-    top = [{"label": a, "confidence": round(float(p), 4)} for a, p in usable[:3]]
-    runner = float(usable[1][1]) if len(usable) > 1 else 0.0
-    return usable[0][0], top, round(float(usable[0][1]), 4), runner
+        free, slot = np.flatnonzero(~slotted), np.flatnonzero(slotted)
+        joint = np.concatenate([row[free], np.outer(row[slot], p_district).ravel()])
+        order = np.argsort(-joint)[:3]
+
+        def name(k: int) -> str:
+            if k < len(free):
+                return str(roles[free[k]])
+            r, d = divmod(k - len(free), len(districts))
+            return tax.agency_of(roles[slot[r]], districts[d])
+
+        top = [(name(k), float(joint[k])) for k in order]
+    alternatives = [{"label": a, "confidence": round(p, 4)} for a, p in top]
+    runner = top[1][1] if len(top) > 1 else 0.0
+    return top[0][0], alternatives, round(top[0][1], 4), runner
