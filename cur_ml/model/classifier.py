@@ -330,7 +330,6 @@ class AppealClassifier(BaseEstimator):
             self.agency_head_.classes_[p_role.argmax(axis=1)] == roles,
             self.review_accuracy,
         )
-        review["urgency"] = ReviewPolicy().threshold("urgency")
         return {
             "temperatures": {
                 "reason": self.reason_head_.temperature_,
