@@ -189,9 +189,11 @@ Columns = dict[str, list]
 
 
 def _as_str(value: object) -> str:
+    if isinstance(value, str):
+        return value.strip()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return value.strip() if isinstance(value, str) else str(value).strip()
+    return str(value).strip()
 
 
 def _as_coordinate(value: object) -> float:

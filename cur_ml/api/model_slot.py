@@ -7,6 +7,7 @@ one reference assignment.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import threading
@@ -20,6 +21,19 @@ from cur_ml.model.bundle import MANIFEST_NAME, RoutingModel, load_model
 __all__ = ["ModelNotReadyError", "ModelSlot"]
 
 log = logging.getLogger(__name__)
+
+
+def _freeze_heap() -> None:
+    """Keep the garbage collector off the model's objects.
+
+    A loaded model is some 10^5 long-lived containers (vocabularies, caches); every full
+    collection walked them all (0.2 s, a stall of every request in flight). Frozen
+    objects are skipped. The previous model's objects are unfrozen first, so that a
+    swap frees them.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _manifest_signature(directory: Path) -> tuple[int, int] | None:
@@ -109,6 +123,7 @@ class ModelSlot:
             self.loaded_at = datetime.now(UTC)
             self.error = None
             self._manifest_sha, self._signature = sha, signature
+            _freeze_heap()
         if self.on_swap is not None:
             self.on_swap(model)
         log.info(

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
 
 from cur_ml.data import appeal_columns
@@ -72,11 +71,8 @@ class RoutingModel:
             return []
         scores = self.classifier.score(frame, with_tokens=explain)
         out = build_predictions(self.classifier, frame, scores, self.policy, self.version)
-        for i, pred in enumerate(out):
-            rid = pred["id"]
-            pred["id"] = None if rid is None or (isinstance(rid, float) and np.isnan(rid)) else rid
-            pred["model_version"] = self.version
-            if explain:
+        if explain:
+            for i, pred in enumerate(out):
                 appeal = {c: values[i] for c, values in frame.items()}
                 appeal["city_object"] = scores.objects[i]
                 appeal["district"] = scores.places[i].district

@@ -21,7 +21,7 @@ Design
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -37,6 +37,7 @@ from cur_ml.model.buildings import BuildingIndex
 from cur_ml.model.calibration import fit_temperature
 from cur_ml.model.features import AppealFeaturizer, slug
 from cur_ml.model.heads import LinearHead
+from cur_ml.model.ngrams import LemmaIds, TokenVocabulary
 from cur_ml.model.operating import review_threshold, urgency_threshold
 from cur_ml.model.place import Place, PlaceResolver
 from cur_ml.model.review import ReviewPolicy
@@ -268,7 +269,7 @@ class AppealClassifier(BaseEstimator):
         free["object_guess"] = list(obj.classes_[obj.predict_proba(W).argmax(axis=1)])
         meta = CountVectorizer(
             token_pattern=r"\S+", lowercase=False, binary=True, dtype=np.float32
-        ).fit(self._agency_tokens(decoded, cols) + self._agency_tokens(decoded, free))
+        ).fit([" ".join(t) for seen in (cols, free) for t in self._agency_tokens(decoded, seen)])
         heads = {"agency_head_": cols, "free_agency_head_": free}
         return {
             "reason_head_": reason,
@@ -343,6 +344,19 @@ class AppealClassifier(BaseEstimator):
             "review_policy": ReviewPolicy(min_confidence=tuple(review.items()), min_margin=0.0),
         }
 
+    @property
+    def serving_cache(self) -> dict:
+        """Values derived from the fitted model at serving time (per process, never saved)."""
+        cache = self.__dict__.get("_serving_cache")
+        if cache is None:
+            cache = self.__dict__["_serving_cache"] = {}
+        return cache
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_serving_cache", None)
+        return state
+
     # -------------------------------------------------------------- predict
     def _decode_reason(self, p_reason: np.ndarray) -> np.ndarray:
         """Category by its marginal, then the best reason inside it (never contradictory)."""
@@ -351,25 +365,28 @@ class AppealClassifier(BaseEstimator):
         return np.where(member, p_reason, -1.0).argmax(axis=1)
 
     def _reason_proba(
-        self, W: sp.csr_matrix, lemmas: list[str], objects: list[str], building: list[bool]
+        self,
+        W: sp.csr_matrix,
+        lemmas: Sequence[str] | LemmaIds,
+        objects: list[str],
+        building: list[bool],
     ) -> tuple[np.ndarray, list[str]]:
         """P(reason), and the object type each row was read with (given, else the likeliest).
 
         Rows without a known object type integrate it out over its `object_top_k` likeliest values.
         """
+        ids = self.featurizer_.encode(lemmas)
         known = set(self.featurizer_.objects_)
         given = np.array([o in known for o in objects])
         p = np.zeros((W.shape[0], len(self.reason_head_.classes_)))
         chosen = [o if o in known else "" for o in objects]
         if given.any():
             rows = np.flatnonzero(given)
-            X = self.featurizer_.with_object(
-                W[rows], [lemmas[i] for i in rows], [objects[i] for i in rows]
-            )
+            X = self.featurizer_.with_object(W[rows], ids.take(rows), [objects[i] for i in rows])
             p[rows] = self.reason_head_.predict_proba(X)
         if not given.all():
             rows = np.flatnonzero(~given)
-            Wb, lem = W[rows], [lemmas[i] for i in rows]
+            Wb, lem = W[rows], ids.take(rows)
             p_obj = self._object_proba(Wb, [building[i] for i in rows])
             k = min(self.object_top_k, p_obj.shape[1])
             top = np.argpartition(-p_obj, k - 1, axis=1)[:, :k]
@@ -403,12 +420,17 @@ class AppealClassifier(BaseEstimator):
         has_point = np.array([b is not None for b in building], dtype=bool)
         if has_point.any():
             flag = np.array([bool(b) for b in building], dtype=int)[has_point]
-            p[has_point] *= self.building_likelihood_[flag]
-            p[has_point] /= p[has_point].sum(axis=1, keepdims=True)
+            updated = p[has_point] * self.building_likelihood_[flag]
+            total = updated.sum(axis=1, keepdims=True)
+            # Evidence the training rows never showed tells nothing: keep the text's view.
+            informative = total > 0
+            p[has_point] = np.where(
+                informative, updated / np.where(informative, total, 1), p[has_point]
+            )
         return p
 
-    def _agency_tokens(self, reason_index: np.ndarray, frame: Columns) -> list[str]:
-        out: list[str] = []
+    def _agency_tokens(self, reason_index: np.ndarray, frame: Columns) -> list[list[str]]:
+        out: list[list[str]] = []
         guesses, buildings = frame.get("object_guess"), frame.get("building")
         for r, d, m, a, o in zip(
             reason_index,
@@ -433,7 +455,7 @@ class AppealClassifier(BaseEstimator):
                 parts += [f"obj={slug(o)}", f"addr={int(bool(a))}"]
             elif a:
                 parts.append("addr=1")
-            out.append(" ".join(parts))
+            out.append(parts)
         return out
 
     def _agency_features(self, W, reason_index, frame, meta=None) -> sp.csr_matrix:
@@ -441,7 +463,10 @@ class AppealClassifier(BaseEstimator):
         the place, object and decoded reason tokens."""
         meta = meta if meta is not None else self.agency_meta_
         return sp.hstack(
-            [self._words(W), meta.transform(self._agency_tokens(reason_index, frame))],
+            [
+                self._words(W),
+                TokenVocabulary(meta).transform(self._agency_tokens(reason_index, frame)),
+            ],
             format="csr",
         )
 
@@ -450,7 +475,9 @@ class AppealClassifier(BaseEstimator):
         heads more than they give them."""
         return W[:, : self.featurizer_.n_word_features_] if self.char_weight else W
 
-    def _score_lemmas(self, frame: Columns, lemmas: list[str], W: sp.csr_matrix) -> dict:
+    def _score_lemmas(
+        self, frame: Columns, lemmas: Sequence[str] | LemmaIds, W: sp.csr_matrix
+    ) -> dict:
         p_reason, objects = self._reason_proba(W, lemmas, frame["city_object"], frame["building"])
         decoded = self._decode_reason(p_reason)
         return {
@@ -502,8 +529,9 @@ class AppealClassifier(BaseEstimator):
             if tokens is not None
             else preprocessor.transform(frame["text"])
         )
-        W = self.featurizer_.text(lemmas, frame["text"])
-        topic = self._score_lemmas(frame, lemmas, W)
+        ids = self.featurizer_.encode(lemmas)
+        W = self.featurizer_.text(ids, frame["text"])
+        topic = self._score_lemmas(frame, ids, W)
         frame = {**frame, "object_guess": topic["objects"]}
         features = self._agency_features(W, topic["decoded"], frame)
         has_form = np.array([bool(o) for o in frame["city_object"]], dtype=bool)
@@ -572,6 +600,8 @@ def _building_likelihood(
     objs = np.array([column.get(o, -1) for _, o in pairs])
     for b in (0, 1):
         prior = (flags == b).mean()
+        if prior == 0:  # never seen in training: no update (a zero would wipe every object)
+            continue
         for j in range(len(names)):
             rows = objs == j
             out[b, j] = ((flags[rows] == b).sum() + prior) / (rows.sum() + 1) / max(prior, 1e-9)

@@ -19,6 +19,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from cur_ml.data import Columns, appeal_columns
+from cur_ml.model.ngrams import CharNgrams, LemmaIds, LemmaVocabulary, TokenVocabulary
 from cur_ml.text import RussianPreprocessor
 
 __all__ = ["AppealFeaturizer", "slug"]
@@ -109,7 +110,22 @@ class AppealFeaturizer(BaseEstimator):
         self.n_text_features_ = self.n_word_features_ + (
             len(self.chars_.vocabulary_) if self.chars_ is not None else 0
         )
+        self._compile()
         return sp.hstack(blocks, format="csr") if len(blocks) > 1 else blocks[0].tocsr()
+
+    def _compile(self) -> None:
+        """Array forms of the fitted vocabularies (`cur_ml.model.ngrams`): serving uses them."""
+        self.lemma_vocabulary_ = LemmaVocabulary(self.text_, self.cross_, map(slug, self.objects_))
+        self.char_ngrams_ = CharNgrams(self.chars_) if self.chars_ is not None else None
+        self.object_tokens_ = TokenVocabulary(self.object_)
+
+    def encode(self, lemmas: Sequence[str] | LemmaIds) -> LemmaIds:
+        """Space-joined lemma strings as token ids (once per batch; every block reuses them)."""
+        if isinstance(lemmas, LemmaIds):
+            return lemmas
+        if not hasattr(self, "lemma_vocabulary_"):  # a model saved before compiling existed
+            self._compile()
+        return self.lemma_vocabulary_.encode(lemmas)
 
     def transform(
         self, X: Columns | pd.DataFrame, lemmas: Sequence[str] | None = None
@@ -121,24 +137,30 @@ class AppealFeaturizer(BaseEstimator):
             lemmas = self.preprocessor_.transform(columns["text"])
         return self.with_object(self.text(lemmas, columns["text"]), lemmas, columns["city_object"])
 
-    def text(self, lemmas: Sequence[str], texts: Sequence[str] | None = None) -> sp.csr_matrix:
+    def text(
+        self, lemmas: Sequence[str] | LemmaIds, texts: Sequence[str] | None = None
+    ) -> sp.csr_matrix:
         """The text block alone: lemma n-grams, then character n-grams of `texts`."""
-        check_is_fitted(self, "text_")
-        words = self.text_.transform(lemmas)
-        if self.chars_ is None:
+        ids = self.encode(lemmas)
+        words = self.lemma_vocabulary_.word_features(ids)
+        if self.char_ngrams_ is None:
             return words
-        return sp.hstack([words, self.chars_.transform(texts) * self.char_weight], format="csr")
+        chars = self.char_ngrams_.transform(texts)
+        if self.char_weight != 1.0:
+            chars = chars * self.char_weight
+        return sp.hstack([words, chars], format="csr")
 
     def with_object(
-        self, text_block: sp.csr_matrix, lemmas: Sequence[str], objects: Sequence[str]
+        self, text_block: sp.csr_matrix, lemmas: Sequence[str] | LemmaIds, objects: Sequence[str]
     ) -> sp.csr_matrix:
         """``[text | crosses | object]`` for the given object types ("" leaves them empty)."""
-        check_is_fitted(self, "text_")
+        ids = self.encode(lemmas)
+        slugs = [slug(o) for o in objects]
         return sp.hstack(
             [
                 text_block,
-                self.cross_.transform(_crosses(lemmas, objects)),
-                self.object_.transform([f"obj={slug(o)}" if o else "" for o in objects]),
+                self.lemma_vocabulary_.cross_features(ids, slugs),
+                self.object_tokens_.transform([[f"obj={s}"] if s else [] for s in slugs]),
             ],
             format="csr",
         )

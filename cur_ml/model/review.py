@@ -7,14 +7,16 @@ from dataclasses import dataclass
 
 __all__ = ["ReviewPolicy", "text_issues"]
 
-_CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
-_LETTER = re.compile(r"[^\W\d_]")
 # What a social post may hold besides words: links, hashtags, @mentions.
 _TAGS_AND_LINKS = re.compile(
     r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:ru|su|com|org|net|me|рф)(?:/\S*)?|[#@][\w.]+",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W\d_]{2,}")
+# Cheap scans that say when the costly patterns above can match at all.
+_MAYBE_TAGS = re.compile(r"[#@]|://|www\.|\.(?:ru|su|com|org|net|me|рф)", re.IGNORECASE)
+_NOT_LETTERS = re.compile(r"[\W\d_]+")
+_NOT_CYRILLIC = re.compile(r"[^а-яё]+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,16 @@ class ReviewPolicy:
 
 def text_issues(text: str, lemmas: str, min_words: int) -> list[str]:
     """Text-level reasons: nothing but tags and links, too short to decide on, or not Russian."""
-    rest = _TAGS_AND_LINKS.sub(" ", text)
+    rest = _TAGS_AND_LINKS.sub(" ", text) if _MAYBE_TAGS.search(text) else text
     if rest != text and not _WORD.search(rest):
         return ["only_tags_or_links"]
     issues = []
-    letters = _LETTER.findall(rest)
-    if not letters or len(_CYRILLIC.findall(rest)) < 0.5 * len(letters):
-        issues.append("not_russian")
+    cyrillic = len(_NOT_CYRILLIC.sub("", rest))
+    # Mostly Cyrillic characters already means mostly Cyrillic letters: skip the count.
+    if 2 * cyrillic <= len(rest):
+        letters = len(_NOT_LETTERS.sub("", rest))
+        if not letters or cyrillic < 0.5 * letters:
+            issues.append("not_russian")
     if len(lemmas.split()) < min_words:
         issues.append("text_too_short")
     return issues
