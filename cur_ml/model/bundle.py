@@ -18,7 +18,7 @@ import pandas as pd
 from cur_ml.data import appeal_columns
 from cur_ml.errors import ModelError, ModelIntegrityError
 from cur_ml.model.classifier import AppealClassifier
-from cur_ml.model.explain import explain_heads
+from cur_ml.model.explain import explain_batch
 from cur_ml.model.output import build_predictions
 from cur_ml.model.review import ReviewPolicy
 
@@ -69,17 +69,12 @@ class RoutingModel:
         frame = appeal_columns(records)
         if not frame["text"]:
             return []
-        scores = self.classifier.score(frame, with_tokens=explain)
+        scores = self.classifier.score(frame)
         out = build_predictions(self.classifier, frame, scores, self.policy, self.version)
         if explain:
-            for i, pred in enumerate(out):
-                appeal = {c: values[i] for c, values in frame.items()}
-                appeal["city_object"] = scores.objects[i]
-                appeal["district"] = scores.places[i].district
-                appeal["has_form"] = bool(scores.has_form[i])
-                pred["explanation"] = explain_heads(
-                    self.classifier, appeal, pred, tokens=scores.tokens[i]
-                )
+            explanations = explain_batch(self.classifier, frame["text"], scores, out)
+            for pred, explanation in zip(out, explanations, strict=True):
+                pred["explanation"] = explanation
         return out
 
     def label_sets(self) -> dict[str, list[str]]:

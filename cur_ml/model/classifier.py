@@ -42,7 +42,7 @@ from cur_ml.model.operating import review_threshold, urgency_threshold
 from cur_ml.model.place import Place, PlaceResolver
 from cur_ml.model.review import ReviewPolicy
 from cur_ml.model.taxonomy import Taxonomy
-from cur_ml.text import Token
+from cur_ml.text.engine import TokenStream
 
 __all__ = ["HEADS", "AppealClassifier", "HeadScores"]
 
@@ -55,7 +55,8 @@ class HeadScores:
 
     `decoded` holds the chosen index per row for `reason` and `urgency`; `places`
     the resolved place of each row; `objects` the object type each row was read with;
-    `has_form` whether the row came with the portal's object type.
+    `has_form` whether the row came with the portal's object type; `stream` the kept
+    tokens of every text and `ids` their lemma ids (two for a two-word lemma).
     """
 
     def __init__(
@@ -63,16 +64,20 @@ class HeadScores:
         labels: dict[str, np.ndarray],
         proba: dict[str, np.ndarray],
         decoded: dict[str, np.ndarray],
-        lemmas: list[str],
         places: list[Place],
         objects: list[str],
         has_form: np.ndarray,
-        tokens: list[list[Token]] | None = None,
+        stream: TokenStream,
+        ids: LemmaIds,
     ) -> None:
-        self.labels, self.proba, self.decoded, self.lemmas = labels, proba, decoded, lemmas
+        self.labels, self.proba, self.decoded = labels, proba, decoded
         self.places, self.objects, self.has_form = places, objects, has_form
-        #: Tokens with offsets, when the caller asked for them (explanations).
-        self.tokens = tokens
+        self.stream, self.ids = stream, ids
+
+    @property
+    def lemmas(self) -> list[str]:
+        """Space-joined lemmas of each text."""
+        return self.stream.strings()
 
 
 def _indicator(keys: np.ndarray, mapping: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -504,11 +509,9 @@ class AppealClassifier(BaseEstimator):
         raise_ = p_urgency[:, self.high_index_] >= threshold
         return np.where(raise_, self.high_index_, implied)
 
-    def score(self, frame: Columns | pd.DataFrame, with_tokens: bool = False) -> HeadScores:
-        """Probabilities of every head for a batch of appeals (see `appeal_columns`).
-
-        `with_tokens` keeps each text's tokens and offsets (one tokenisation serves both).
-        """
+    def score(self, frame: Columns | pd.DataFrame) -> HeadScores:
+        """Probabilities of every head for a batch of appeals (see `appeal_columns`), with
+        the batch's tokens (explanations reuse them)."""
         check_is_fitted(self, "agency_head_")
         if isinstance(frame, pd.DataFrame):
             frame = appeal_columns(frame)
@@ -522,14 +525,8 @@ class AppealClassifier(BaseEstimator):
             "municipality": [p.municipality for p in places],
             "building": self._building_evidence(frame),
         }
-        preprocessor = self.featurizer_.preprocessor_
-        tokens = list(preprocessor.pipe(frame["text"])) if with_tokens else None
-        lemmas = (
-            [" ".join(t.lemma for t in toks) for toks in tokens]
-            if tokens is not None
-            else preprocessor.transform(frame["text"])
-        )
-        ids = self.featurizer_.encode(lemmas)
+        stream = self.featurizer_.preprocessor_.stream(frame["text"])
+        ids = self.featurizer_.encode_stream(stream)
         W = self.featurizer_.text(ids, frame["text"])
         topic = self._score_lemmas(frame, ids, W)
         frame = {**frame, "object_guess": topic["objects"]}
@@ -563,11 +560,11 @@ class AppealClassifier(BaseEstimator):
                 "reason": topic["decoded"],
                 "urgency": self.decide_urgency(topic["urgency"], topic["decoded"], has_form),
             },
-            lemmas=lemmas,
             places=places,
             objects=topic["objects"],
             has_form=has_form,
-            tokens=tokens,
+            stream=stream,
+            ids=ids,
         )
 
 

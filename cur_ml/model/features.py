@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from cur_ml.data import Columns, appeal_columns
 from cur_ml.model.ngrams import CharNgrams, LemmaIds, LemmaVocabulary, TokenVocabulary
 from cur_ml.text import RussianPreprocessor
+from cur_ml.text.engine import TokenStream
 
 __all__ = ["AppealFeaturizer", "slug"]
 
@@ -126,6 +127,12 @@ class AppealFeaturizer(BaseEstimator):
         if not hasattr(self, "lemma_vocabulary_"):  # a model saved before compiling existed
             self._compile()
         return self.lemma_vocabulary_.encode(lemmas)
+
+    def encode_stream(self, stream: TokenStream) -> LemmaIds:
+        """The lemma ids of a token stream (no strings joined and split again)."""
+        if not hasattr(self, "lemma_vocabulary_"):
+            self._compile()
+        return self.lemma_vocabulary_.encode_tokens(stream.lemmas, stream.indptr)
 
     def transform(
         self, X: Columns | pd.DataFrame, lemmas: Sequence[str] | None = None

@@ -89,7 +89,7 @@ class LemmaVocabulary:
     def __init__(self, words: TfidfVectorizer, crosses: TfidfVectorizer, objects: Iterable[str]):
         if words.ngram_range[0] != 1 or words.ngram_range[1] > 2:
             raise ValueError(f"ngram_range={words.ngram_range} is not compiled")
-        self.words, self.crosses = words, crosses
+        self.words, self.crosses_ = words, crosses
         self.object_index = {o: i for i, o in enumerate(objects)}
         ids: dict[str, int] = {}
         unigrams, bigrams = [], []
@@ -122,17 +122,47 @@ class LemmaVocabulary:
         indptr = np.concatenate([[0], np.cumsum(lengths)])
         return LemmaIds(np.array(flat, dtype=np.int64), indptr)
 
-    def word_counts(self, lemmas: LemmaIds) -> sp.csr_matrix:
-        ids, doc, n = lemmas.ids, lemmas.doc, len(self.ids)
+    def encode_tokens(self, lemmas: list[str], indptr: np.ndarray) -> LemmaIds:
+        """Token ids of a flat list of lemmas (text i owns ``indptr[i]:indptr[i + 1]``); a
+        lemma of two words (run-together words, repaired) counts as its two words."""
+        indptr = np.asarray(indptr, dtype=np.int64)
+        words = " ".join(lemmas).split(" ") if lemmas else []
+        if len(words) != len(lemmas):
+            # Which lemma each word comes from: by where it ends in the joined string.
+            lemma_end = np.cumsum(np.fromiter(map(len, lemmas), np.int64, len(lemmas)) + 1)
+            word_end = np.cumsum(np.fromiter(map(len, words), np.int64, len(words)) + 1)
+            owner = np.searchsorted(lemma_end, word_end)
+            indptr = np.searchsorted(owner, indptr)
+            lemmas = words
+        ids = list(map(self.ids.get, lemmas, repeat(-1)))
+        return LemmaIds(np.array(ids, dtype=np.int64), indptr)
+
+    def unigrams(self, ids: np.ndarray) -> np.ndarray:
+        """The unigram feature of each token (-1: none)."""
         known = ids >= 0
-        uni = np.where(known, self.unigram[np.where(known, ids, 0)], -1)
-        same = doc[:-1] == doc[1:]
-        pair = same & known[:-1] & known[1:]
-        bi = np.full(len(pair), -1, dtype=np.int64)
+        return np.where(known, self.unigram[np.where(known, ids, 0)], -1)
+
+    def bigrams(self, ids: np.ndarray, doc: np.ndarray) -> np.ndarray:
+        """The bigram feature of each token and the next one of its text (-1: none);
+        one shorter than `ids`."""
+        pair = (doc[:-1] == doc[1:]) & (ids[:-1] >= 0) & (ids[1:] >= 0)
+        out = np.full(len(pair), -1, dtype=np.int64)
         if pair.any():
-            bi[pair] = _lookup(
-                ids[:-1][pair] * n + ids[1:][pair], self.bigram_keys, self.bigram_features
-            )
+            keys = ids[:-1][pair] * len(self.ids) + ids[1:][pair]
+            out[pair] = _lookup(keys, self.bigram_keys, self.bigram_features)
+        return out
+
+    def crosses(self, ids: np.ndarray, doc: np.ndarray, objects: Sequence[str]) -> np.ndarray:
+        """The object × lemma feature of each token, crossed with its text's object slug."""
+        obj = np.array([self.object_index.get(o, -1) for o in objects], dtype=np.int64)[doc]
+        ok = (obj >= 0) & (ids >= 0)
+        out = np.full(len(ids), -1, dtype=np.int64)
+        out[ok] = _lookup(obj[ok] * len(self.ids) + ids[ok], self.cross_keys, self.cross_ids)
+        return out
+
+    def word_counts(self, lemmas: LemmaIds) -> sp.csr_matrix:
+        doc = lemmas.doc
+        uni, bi = self.unigrams(lemmas.ids), self.bigrams(lemmas.ids, doc)
         rows = np.concatenate([doc[uni >= 0], doc[:-1][bi >= 0]])
         cols = np.concatenate([uni[uni >= 0], bi[bi >= 0]])
         return _csr(rows, cols, (len(lemmas), len(self.words.vocabulary_)))
@@ -143,16 +173,12 @@ class LemmaVocabulary:
 
     def cross_features(self, lemmas: LemmaIds, objects: Sequence[str]) -> sp.csr_matrix:
         """What ``crosses.transform`` gives when every lemma of text i is crossed with
-        ``objects[i]`` (an empty or unknown object type crosses nothing)."""
-        n = len(self.ids)
-        obj = np.array([self.object_index.get(o, -1) for o in objects], dtype=np.int64)
+        ``objects[i]`` (an object slug; empty or unknown crosses nothing)."""
         doc = lemmas.doc
-        tok_obj = obj[doc]
-        ok = (tok_obj >= 0) & (lemmas.ids >= 0)
-        feature = _lookup(tok_obj[ok] * n + lemmas.ids[ok], self.cross_keys, self.cross_ids)
+        feature = self.crosses(lemmas.ids, doc, objects)
         hit = feature >= 0
-        counts = _csr(doc[ok][hit], feature[hit], (len(lemmas), len(self.crosses.vocabulary_)))
-        return tfidf(counts, self.crosses)
+        counts = _csr(doc[hit], feature[hit], (len(lemmas), len(self.crosses_.vocabulary_)))
+        return tfidf(counts, self.crosses_)
 
 
 def _sorted(keys: list[int], features: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -207,10 +207,9 @@ def build_predictions(
         for i in np.flatnonzero(rows).tolist():
             issues[i].append(reason)
     reasons, agencies = heads.labels["reason"], heads.labels["agency"]
+    words = np.diff(scores.ids.indptr).tolist()
     roles: dict[tuple[str, str], str] = {}
-    for i, (text, raw_district, place) in enumerate(
-        zip(frame["text"], frame["district"], places, strict=True)
-    ):
+    for i, (raw_district, place) in enumerate(zip(frame["district"], places, strict=True)):
         found = issues[i]
         if raw_district and raw_district not in tax.districts:
             found.append("unknown_district")
@@ -222,7 +221,7 @@ def build_predictions(
             roles[key] = tax.role_of(*key)
         if (reasons[i], roles[key]) not in model.seen_reason_roles_:
             found.append("heads_disagree")
-        found += text_issues(text, scores.lemmas[i], policy.min_words)
+        found += text_issues(frame["text"][i], words[i], policy.min_words)
     deadlines = _deadlines(model, scores, heads.labels["urgency"])
     order = ("category", "reason", "urgency", "agency")
     out = []

@@ -49,7 +49,7 @@ class ReviewPolicy:
         return issues
 
 
-def text_issues(text: str, lemmas: str, min_words: int) -> list[str]:
+def text_issues(text: str, n_words: int, min_words: int) -> list[str]:
     """Text-level reasons: nothing but tags and links, too short to decide on, or not Russian."""
     rest = _TAGS_AND_LINKS.sub(" ", text) if _MAYBE_TAGS.search(text) else text
     if rest != text and not _WORD.search(rest):
@@ -61,6 +61,6 @@ def text_issues(text: str, lemmas: str, min_words: int) -> list[str]:
         letters = len(_NOT_LETTERS.sub("", rest))
         if not letters or cyrillic < 0.5 * letters:
             issues.append("not_russian")
-    if len(lemmas.split()) < min_words:
+    if n_words < min_words:
         issues.append("text_too_short")
     return issues

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import compress
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -23,9 +25,55 @@ from cur_ml.text.tokenize import Token, build_tokenizer
 if TYPE_CHECKING:
     from spacy.tokenizer import Tokenizer
 
-__all__ = ["Batch", "Engine", "get_engine"]
+__all__ = ["Batch", "Engine", "TokenStream", "get_engine"]
 
 SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True)
+class TokenStream:
+    """The kept tokens of many texts, flat: text ``i`` owns ``indptr[i]:indptr[i + 1]``.
+
+    ``starts``/``ends`` are offsets into each original text; ``normalized[i]`` is
+    text ``i`` normalised (same length), which placeholders are widened against.
+    """
+
+    lemmas: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+    indptr: np.ndarray
+    normalized: list[str]
+
+    @staticmethod
+    def concat(parts: Sequence[TokenStream]) -> TokenStream:
+        if len(parts) == 1:
+            return parts[0]
+        shifts = np.cumsum([0] + [p.indptr[-1] for p in parts[:-1]])
+        return TokenStream(
+            [lemma for p in parts for lemma in p.lemmas],
+            np.concatenate([p.starts for p in parts]),
+            np.concatenate([p.ends for p in parts]),
+            np.concatenate([[0]] + [p.indptr[1:] + s for p, s in zip(parts, shifts, strict=True)]),
+            [n for p in parts for n in p.normalized],
+        )
+
+    def strings(self) -> list[str]:
+        """Space-joined lemmas of each text."""
+        lemmas, bounds = self.lemmas, self.indptr.tolist()
+        return [" ".join(lemmas[bounds[i] : bounds[i + 1]]) for i in range(len(bounds) - 1)]
+
+    def token(self, j: int, text: str, i: int) -> Token:
+        """Token ``j`` (of text ``i``, whose original is `text`), placeholders widened."""
+        token = Token(self.lemmas[j], int(self.starts[j]), int(self.ends[j]))
+        return _widen(token, text, self.normalized[i]) if token.lemma in PLACEHOLDERS else token
+
+    def tokens(self, texts: Sequence[str]) -> list[list[Token]]:
+        """Kept tokens of each text as `Token`s."""
+        bounds = self.indptr.tolist()
+        return [
+            [self.token(j, text, i) for j in range(bounds[i], bounds[i + 1])]
+            for i, text in enumerate(texts)
+        ]
 
 
 class Batch(NamedTuple):
@@ -50,6 +98,23 @@ class Batch(NamedTuple):
             " ".join(filter(None, lemmas[bounds[i] : bounds[i + 1]]))
             for i in range(len(bounds) - 1)
         ]
+
+    def stream(self, texts: Sequence[str]) -> TokenStream:
+        """The kept tokens, flat, with offsets relative to each text (no Python per token)."""
+        n = len(texts)
+        keep = np.fromiter(map(bool, self.lemmas), dtype=bool, count=len(self.lemmas))
+        doc = np.repeat(np.arange(n), np.diff(self.bounds))[keep]
+        base = np.asarray(self.offsets, dtype=np.int64)[doc]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(doc, minlength=n))])
+        norm = self.normalized
+        normalized = [norm[o : o + len(t)] for o, t in zip(self.offsets, texts, strict=True)]
+        return TokenStream(
+            list(compress(self.lemmas, keep)),
+            self.starts[keep] - base,
+            self.ends[keep] - base,
+            indptr,
+            normalized,
+        )
 
     def tokens(self, texts: Sequence[str]) -> list[list[Token]]:
         """Kept tokens of each text, offsets relative to that text."""

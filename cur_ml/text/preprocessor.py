@@ -7,11 +7,12 @@ from itertools import islice
 from numbers import Integral
 from typing import Any
 
+import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from cur_ml.errors import InputError
-from cur_ml.text.engine import get_engine
+from cur_ml.text.engine import TokenStream, get_engine
 from cur_ml.text.tokenize import Token
 
 __all__ = ["RussianPreprocessor"]
@@ -98,6 +99,20 @@ class RussianPreprocessor(TransformerMixin, BaseEstimator):
         engine = get_engine()
         for batch in batches:
             yield from engine.run(batch, self.drop_stopwords).tokens(batch)
+
+    def stream(self, X: Iterable[Any]) -> TokenStream:
+        """The kept tokens of every text, flat (`TokenStream`), batch by batch."""
+        check_is_fitted(self)
+        self._check_params()
+        engine = get_engine()
+        parts = [
+            engine.run(batch, self.drop_stopwords).stream(batch)
+            for batch in self._batches(X, self.batch_size)
+        ]
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return TokenStream([], empty, empty, np.zeros(1, dtype=np.int64), [])
+        return TokenStream.concat(parts)
 
     def analyze(self, text: Any) -> list[Token]:
         """Kept tokens of one text (a batch of one)."""
