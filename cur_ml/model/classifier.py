@@ -37,7 +37,7 @@ from cur_ml.model.buildings import BuildingIndex
 from cur_ml.model.calibration import fit_temperature
 from cur_ml.model.features import AppealFeaturizer, slug
 from cur_ml.model.heads import LinearHead
-from cur_ml.model.ngrams import LemmaIds, TokenVocabulary
+from cur_ml.model.ngrams import LemmaIds, TokenVocabulary, hstack, take_rows
 from cur_ml.model.operating import review_threshold, urgency_threshold
 from cur_ml.model.place import Place, PlaceResolver
 from cur_ml.model.review import ReviewPolicy
@@ -387,11 +387,13 @@ class AppealClassifier(BaseEstimator):
         chosen = [o if o in known else "" for o in objects]
         if given.any():
             rows = np.flatnonzero(given)
-            X = self.featurizer_.with_object(W[rows], ids.take(rows), [objects[i] for i in rows])
+            X = self.featurizer_.with_object(
+                take_rows(W, rows), ids.take(rows), [objects[i] for i in rows]
+            )
             p[rows] = self.reason_head_.predict_proba(X)
         if not given.all():
             rows = np.flatnonzero(~given)
-            Wb, lem = W[rows], ids.take(rows)
+            Wb, lem = take_rows(W, rows), ids.take(rows)
             p_obj = self._object_proba(Wb, [building[i] for i in rows])
             k = min(self.object_top_k, p_obj.shape[1])
             top = np.argpartition(-p_obj, k - 1, axis=1)[:, :k]
@@ -463,16 +465,15 @@ class AppealClassifier(BaseEstimator):
             out.append(parts)
         return out
 
-    def _agency_features(self, W, reason_index, frame, meta=None) -> sp.csr_matrix:
+    def _agency_features(self, W, reason_index, frame, meta=None, words=None) -> sp.csr_matrix:
         """Lemma n-grams (character n-grams cost more than they give the agency head), and
-        the place, object and decoded reason tokens."""
+        the place, object and decoded reason tokens. `words`: the lemma n-grams, if at hand."""
         meta = meta if meta is not None else self.agency_meta_
-        return sp.hstack(
+        return hstack(
             [
-                self._words(W),
+                self._words(W) if words is None else words,
                 TokenVocabulary(meta).transform(self._agency_tokens(reason_index, frame)),
-            ],
-            format="csr",
+            ]
         )
 
     def _words(self, W: sp.csr_matrix) -> sp.csr_matrix:
@@ -527,20 +528,22 @@ class AppealClassifier(BaseEstimator):
         }
         stream = self.featurizer_.preprocessor_.stream(frame["text"])
         ids = self.featurizer_.encode_stream(stream)
-        W = self.featurizer_.text(ids, frame["text"])
+        words, W = self.featurizer_.text_blocks(ids, frame["text"])
         topic = self._score_lemmas(frame, ids, W)
         frame = {**frame, "object_guess": topic["objects"]}
-        features = self._agency_features(W, topic["decoded"], frame)
+        features = self._agency_features(W, topic["decoded"], frame, words=words)
         has_form = np.array([bool(o) for o in frame["city_object"]], dtype=bool)
         p_role = np.empty((W.shape[0], len(self.roles_)))
         for head, rows in ((self.agency_head_, has_form), (self.free_agency_head_, ~has_form)):
             if rows.any():
-                p_role[rows] = head.predict_proba(features[rows])
+                p_role[rows] = head.predict_proba(take_rows(features, np.flatnonzero(rows)))
         # Rows with no place at all: which district the text is likely about (zeros elsewhere).
         p_district = np.zeros((W.shape[0], len(self.district_head_.classes_)))
         unplaced = np.array([not p.district for p in places], dtype=bool)
         if unplaced.any():
-            p_district[unplaced] = self.district_head_.predict_proba(self._words(W[unplaced]))
+            p_district[unplaced] = self.district_head_.predict_proba(
+                take_rows(words, np.flatnonzero(unplaced))
+            )
         return HeadScores(
             labels={
                 "reason": self.reason_head_.classes_,

@@ -19,7 +19,13 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from cur_ml.data import Columns, appeal_columns
-from cur_ml.model.ngrams import CharNgrams, LemmaIds, LemmaVocabulary, TokenVocabulary
+from cur_ml.model.ngrams import (
+    CharNgrams,
+    LemmaIds,
+    LemmaVocabulary,
+    TokenVocabulary,
+    hstack,
+)
 from cur_ml.text import RussianPreprocessor
 from cur_ml.text.engine import TokenStream
 
@@ -148,14 +154,20 @@ class AppealFeaturizer(BaseEstimator):
         self, lemmas: Sequence[str] | LemmaIds, texts: Sequence[str] | None = None
     ) -> sp.csr_matrix:
         """The text block alone: lemma n-grams, then character n-grams of `texts`."""
+        return self.text_blocks(lemmas, texts)[1]
+
+    def text_blocks(
+        self, lemmas: Sequence[str] | LemmaIds, texts: Sequence[str] | None = None
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """The lemma n-grams, and the whole text block (lemma n-grams, character n-grams)."""
         ids = self.encode(lemmas)
         words = self.lemma_vocabulary_.word_features(ids)
         if self.char_ngrams_ is None:
-            return words
+            return words, words
         chars = self.char_ngrams_.transform(texts)
         if self.char_weight != 1.0:
             chars = chars * self.char_weight
-        return sp.hstack([words, chars], format="csr")
+        return words, hstack([words, chars])
 
     def with_object(
         self, text_block: sp.csr_matrix, lemmas: Sequence[str] | LemmaIds, objects: Sequence[str]
@@ -163,13 +175,12 @@ class AppealFeaturizer(BaseEstimator):
         """``[text | crosses | object]`` for the given object types ("" leaves them empty)."""
         ids = self.encode(lemmas)
         slugs = [slug(o) for o in objects]
-        return sp.hstack(
+        return hstack(
             [
                 text_block,
                 self.lemma_vocabulary_.cross_features(ids, slugs),
                 self.object_tokens_.transform([[f"obj={s}"] if s else [] for s in slugs]),
-            ],
-            format="csr",
+            ]
         )
 
     def feature_names(self) -> np.ndarray:

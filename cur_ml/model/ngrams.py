@@ -20,15 +20,84 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-__all__ = ["CharNgrams", "LemmaIds", "LemmaVocabulary", "TokenVocabulary", "tfidf"]
+__all__ = [
+    "CharNgrams",
+    "LemmaIds",
+    "LemmaVocabulary",
+    "TokenVocabulary",
+    "hstack",
+    "take_rows",
+    "tfidf",
+]
+
+
+#: Below this many entries a matrix is assembled with numpy; above, scipy's COO path is
+#: quicker (its per-row sort beats one big sort), and its fixed cost no longer matters.
+_SMALL = 20_000
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     """Counts of (row, col) pairs as a canonical float32 CSR matrix (sorted, summed)."""
-    data = np.ones(len(rows), dtype=np.float32)
-    X = sp.csr_matrix((data, (rows, cols)), shape=shape, dtype=np.float32)
-    X.sum_duplicates()
-    return X
+    if len(rows) > _SMALL:
+        data = np.ones(len(rows), dtype=np.float32)
+        X = sp.csr_matrix((data, (rows, cols)), shape=shape, dtype=np.float32)
+        X.sum_duplicates()
+        return X
+    if shape[0] == 1:  # one appeal: the columns alone
+        indices, counts = np.unique(cols, return_counts=True)
+        indptr = np.array([0, len(indices)], dtype=np.int32)
+        return sp.csr_matrix(
+            (counts.astype(np.float32), indices.astype(np.int32), indptr), shape=shape
+        )
+    keys = np.sort(rows.astype(np.int64) * shape[1] + cols)
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    starts = np.flatnonzero(first)
+    unique = keys[starts]
+    counts = np.diff(np.append(starts, len(keys))).astype(np.float32)
+    indptr = np.searchsorted(unique // shape[1], np.arange(shape[0] + 1)).astype(np.int32)
+    indices = (unique % shape[1]).astype(np.int32)
+    return sp.csr_matrix((counts, indices, indptr), shape=shape)
+
+
+def hstack(blocks: Sequence[sp.csr_matrix]) -> sp.csr_matrix:
+    """``sp.hstack(blocks, format="csr")`` of canonical CSR blocks, without its fixed cost."""
+    n = blocks[0].shape[0]
+    offsets = np.cumsum([0] + [b.shape[1] for b in blocks])
+    if n == 1:  # one appeal: its blocks one after the other
+        data = np.concatenate([b.data for b in blocks])
+        indices = np.concatenate([b.indices + o for b, o in zip(blocks, offsets, strict=False)])
+        indptr = np.array([0, len(data)], dtype=np.int32)
+        return sp.csr_matrix((data, indices.astype(np.int32), indptr), shape=(1, offsets[-1]))
+    lengths = np.stack([np.diff(b.indptr) for b in blocks])  # blocks × rows
+    indptr = np.concatenate([[0], np.cumsum(lengths.sum(axis=0))])
+    before = np.cumsum(lengths, axis=0) - lengths  # entries of earlier blocks in each row
+    data = np.empty(indptr[-1], dtype=np.result_type(*(b.dtype for b in blocks)))
+    indices = np.empty(indptr[-1], dtype=np.int64)
+    offset = 0
+    for b, ahead in zip(blocks, before, strict=True):
+        row = np.repeat(np.arange(n), np.diff(b.indptr))
+        position = indptr[:-1][row] + ahead[row] + (np.arange(b.nnz) - b.indptr[:-1][row])
+        data[position], indices[position] = b.data, b.indices + offset
+        offset += b.shape[1]
+    index_type = np.int32 if offset < 2**31 and len(data) < 2**31 else np.int64
+    return sp.csr_matrix(
+        (data, indices.astype(index_type), indptr.astype(index_type)), shape=(n, offset)
+    )
+
+
+def take_rows(X: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """``X[rows]`` of a CSR matrix, without scipy's fixed cost of fancy indexing."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == X.shape[0] and (rows == np.arange(len(rows))).all():
+        return X
+    lengths = np.diff(X.indptr)[rows]
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    gather = np.repeat(X.indptr[rows] - indptr[:-1], lengths) + np.arange(indptr[-1])
+    return sp.csr_matrix(
+        (X.data[gather], X.indices[gather], indptr.astype(X.indptr.dtype)),
+        shape=(len(rows), X.shape[1]),
+    )
 
 
 def tfidf(counts: sp.csr_matrix, vectorizer: TfidfVectorizer) -> sp.csr_matrix:
