@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["Batch", "Engine", "TokenStream", "get_engine"]
 
 SEPARATOR = "\n\n"
+#: Words the dictionary lacks, analysed in full per batch: this many, plus one per
+#: `UNKNOWN_WORDS_PER` tokens. The rest are kept as written (see `Engine._lemma_of`).
+UNKNOWN_WORDS_BASE = 16
+UNKNOWN_WORDS_PER = 8
 
 
 @dataclass(frozen=True)
@@ -170,13 +174,19 @@ class Engine:
             self._tokenizer = build_tokenizer()
         return self._tokenizer
 
-    def _lemma_of(self, surface: str, drop_stopwords: bool) -> str:
+    def _lemma_of(self, surface: str, drop_stopwords: bool, costly_ok: bool) -> tuple[str, bool]:
+        """(lemma, costly): `costly` when the word needed repair or prediction. A word that
+        would need them when `costly_ok` is False is kept as written (its lemma is left
+        for a later batch: not cached)."""
         if surface in PLACEHOLDERS:
-            return surface
+            return surface, False
         if not surface.isalpha():
-            return ""
-        lemma = self.lemmatizer(surface)
-        return "" if drop_stopwords and lemma in STOPWORDS else lemma
+            return "", False
+        lemma = self.lemmatizer.cheap(surface)
+        costly = lemma is None
+        if lemma is None:
+            lemma = self.lemmatizer(surface) if costly_ok else surface
+        return ("" if drop_stopwords and lemma in STOPWORDS else lemma), costly
 
     def run(self, texts: Sequence[str], drop_stopwords: bool = True) -> Batch:
         """Process a batch of already-truncated ``str`` texts."""
@@ -202,12 +212,19 @@ class Engine:
         lemmas = list(map(cache.get, orths))
         if None in lemmas:
             begin, length = starts.tolist(), lengths.tolist()
+            # Unknown words get the costly analysis up to a budget that grows with the batch:
+            # real text has a few such words, a text of random letters has nothing else.
+            budget = UNKNOWN_WORDS_BASE + len(orths) // UNKNOWN_WORDS_PER
             i = lemmas.index(None)
             while True:
                 lemma = cache.get(orths[i])
                 if lemma is None:
                     surface = norm[begin[i] : begin[i] + length[i]]
-                    lemma = cache[orths[i]] = self._lemma_of(surface, drop_stopwords)
+                    analysed = budget > 0
+                    lemma, costly = self._lemma_of(surface, drop_stopwords, analysed)
+                    budget -= costly
+                    if analysed or not costly:  # a word kept as written is not its lemma
+                        cache[orths[i]] = lemma
                 lemmas[i] = lemma
                 try:
                     i = lemmas.index(None, i + 1)
