@@ -13,6 +13,7 @@ __all__ = [
     "ModelError",
     "ModelIntegrityError",
     "ModelNotReadyError",
+    "PredictorBusyError",
     "StoreBusyError",
     "UnknownPredictionError",
     "UnprocessableAppealsError",
@@ -97,3 +98,13 @@ class StoreBusyError(CurMlError):
     """The store is not keeping up (or is down, or not open yet); the request may be retried."""
 
     code = "E400"
+
+
+class PredictorBusyError(CurMlError):
+    """Too many large requests are waiting for the large lane; retry in `retry_after` seconds."""
+
+    code = "E401"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

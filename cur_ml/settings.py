@@ -73,6 +73,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1)
     #: Merge requests that arrive while a prediction runs into one `predict` call (throughput).
     coalesce_predictions: bool = True
+    #: Requests with more characters of text than this take the large lane: predicted one at
+    #: a time and in chunks, so they never hold single-appeal requests up.
+    large_request_chars: int = Field(4_000, ge=1)
+    #: Most characters of text in one `predict` call of the large lane (one appeal at least).
+    large_chunk_chars: int = Field(10_000, ge=1)
+    #: Large requests that may wait while one is predicted; more are answered 503 `busy`.
+    large_queue: int = Field(8, ge=0)
+    #: Predict the large lane in a child process at lower CPU priority (started with the first
+    #: large request); False: in the request's thread, letting small requests go first.
+    large_lane_process: bool = True
+    #: Seconds a thread may keep the GIL while another waits (`sys.setswitchinterval`;
+    #: Python's default is 0.005): shorter lets a small request through a long one sooner.
+    gil_switch_interval: float = Field(0.005, gt=0)
     #: Seconds between checks of the model directory's manifest.json (0: never; reload by hand).
     model_poll_seconds: float = Field(3.0, ge=0)
     #: Predictions waiting to be written before requests start to wait for the store.

@@ -6,6 +6,9 @@ many more appeals per second than one call per request (calls that would also
 fight over the GIL). Leader/followers: a request arriving while nothing is being
 predicted predicts at once in its own thread (no hand-off, no wait); requests
 arriving meanwhile queue up and the next one in line leads the following batch.
+
+Requests of many characters are not merged: they go to the large lane (`lanes.LargeLane`),
+which predicts them one at a time, in chunks, without holding up the small ones.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
+from cur_ml.api.lanes import LargeLane
 from cur_ml.model.bundle import RoutingModel
 
 __all__ = ["DirectPredictor", "PredictBatcher"]
@@ -49,6 +54,7 @@ class PredictBatcher:
         request is always answered by a single model, even across a hot swap).
     max_appeals : most appeals merged into one `predict` call.
     on_batch : called with (requests, appeals) of each `predict` call (metrics).
+    large : the lane of requests above its character budget (None: every request merges).
     """
 
     def __init__(
@@ -56,10 +62,12 @@ class PredictBatcher:
         current_model: Callable[[], RoutingModel],
         max_appeals: int = 1_000,
         on_batch: Callable[[int, int], None] | None = None,
+        large: LargeLane | None = None,
     ) -> None:
         self.current_model = current_model
         self.max_appeals = max_appeals
         self.on_batch = on_batch
+        self.large = large
         self._queue: deque[_Job] = deque()
         self._lock = threading.Lock()
         self._running = False
@@ -72,9 +80,20 @@ class PredictBatcher:
         """Refuse new requests (those in flight finish in their own threads)."""
         with self._lock:
             self._closed = True
+        if self.large is not None:
+            self.large.close()
 
     def predict(self, records: Records, explain: bool) -> tuple[Records, RoutingModel]:
         """Predictions for `records` and the model that made them (blocks until done)."""
+        large = self.large
+        if large is None:
+            return self._merged(records, explain)
+        if large.takes(records):
+            return large.predict(records, explain)
+        with large.small_request():
+            return self._merged(records, explain)
+
+    def _merged(self, records: Records, explain: bool) -> tuple[Records, RoutingModel]:
         job = _Job(records, explain)
         with self._lock:
             if self._closed:
@@ -149,17 +168,26 @@ class PredictBatcher:
 
 
 class DirectPredictor:
-    """No coalescing: each request predicts in its own thread (CUR_ML_COALESCE_PREDICTIONS=0)."""
+    """No coalescing: each request predicts in its own thread (CUR_ML_COALESCE_PREDICTIONS=0);
+    large requests still go to the large lane when one is given."""
 
-    def __init__(self, current_model: Callable[[], RoutingModel]) -> None:
+    def __init__(
+        self, current_model: Callable[[], RoutingModel], large: LargeLane | None = None
+    ) -> None:
         self.current_model = current_model
+        self.large = large
 
     def start(self) -> DirectPredictor:
         return self
 
     def predict(self, records: Records, explain: bool) -> tuple[Records, RoutingModel]:
-        model = self.current_model()
-        return model.predict(records, explain=explain), model
+        large = self.large
+        if large is not None and large.takes(records):
+            return large.predict(records, explain)
+        with large.small_request() if large is not None else nullcontext():
+            model = self.current_model()
+            return model.predict(records, explain=explain), model
 
     def close(self, timeout: float = 0.0) -> None:
-        pass
+        if self.large is not None:
+            self.large.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ from fastapi import FastAPI
 
 from cur_ml.api.batcher import DirectPredictor, PredictBatcher
 from cur_ml.api.errors import install_error_handlers
+from cur_ml.api.lane_process import ProcessRunner
+from cur_ml.api.lanes import LargeLane
 from cur_ml.api.metrics import ApiMetrics
 from cur_ml.api.middleware import RequestContextMiddleware
 from cur_ml.api.model_slot import ModelSlot
@@ -71,7 +74,7 @@ def _registry_resolver(settings: Settings):
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start: model load (in the background), schema migrations, the store (writer,
-    repositories, retrain jobs), the request coalescer, the model watcher.
+    repositories, retrain jobs), the request coalescer and its large lane, the model watcher.
 
     Stop (after uvicorn has let requests in flight finish): the watcher, the coalescer,
     then the writer drains its queue, so no prediction is lost.
@@ -100,13 +103,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     jobs = RetrainJobs(settings, engine, on_promoted=serve_promoted)
     jobs.abandon_stale(started_before=started)  # runs a dead process left `running`
     app.state.retrain_jobs = jobs
+    large = LargeLane(
+        slot.require,
+        min_chars=settings.large_request_chars,
+        chunk_chars=settings.large_chunk_chars,
+        max_waiting=settings.large_queue,
+        runner=ProcessRunner() if settings.large_lane_process else None,
+        directory=lambda: slot.directory,
+        on_request=app.state.metrics.observe_large,
+    )
     predictor = (
         PredictBatcher(
-            slot.require, max_appeals=settings.max_batch, on_batch=app.state.metrics.observe_merge
+            slot.require,
+            max_appeals=settings.max_batch,
+            on_batch=app.state.metrics.observe_merge,
+            large=large,
         )
         if settings.coalesce_predictions
-        else DirectPredictor(slot.require)
+        else DirectPredictor(slot.require, large=large)
     )
+    sys.setswitchinterval(settings.gil_switch_interval)
     app.state.predictor = predictor.start()
     slot.watch(settings.model_poll_seconds)
     try:

@@ -96,6 +96,13 @@ class ApiMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.large_requests = Counter(
+            "cur_ml_large_requests",
+            "Predict requests of the large lane, by where they were predicted "
+            "(process, thread) or busy (refused, 503).",
+            ["outcome"],
+            registry=registry,
+        )
         self._recent: deque[bool] = deque(maxlen=review_window)
         self._recent_true = 0
         self._lock = threading.Lock()
@@ -140,6 +147,9 @@ class ApiMetrics:
 
     def observe_merge(self, requests: int, _appeals: int) -> None:
         self.merged_requests.observe(requests)
+
+    def observe_large(self, outcome: str) -> None:
+        self.large_requests.labels(outcome).inc()
 
     def model_loaded(self, version: str) -> None:
         """Count the load and switch the version label: the old one disappears, the new reads 1."""

@@ -1,4 +1,5 @@
-"""Coalescing of concurrent requests: merged into one predict call, answered separately."""
+"""Coalescing of concurrent requests: merged into one predict call, answered separately;
+large requests in their own lane, in chunks, never before the small ones."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from cur_ml.api.batcher import DirectPredictor, PredictBatcher
+from cur_ml.api.lane_process import ProcessRunner
+from cur_ml.api.lanes import LargeLane, chunks, request_chars
+from cur_ml.errors import PredictorBusyError
+from cur_ml.model import load_model
 
 
 class FakeModel:
@@ -109,3 +114,193 @@ def test_the_service_answers_the_same_without_coalescing(app_factory, model_a_di
     for a, b in zip(*answers, strict=True):
         a.pop("due_at"), b.pop("due_at")
         assert a == b
+
+
+# ------------------------------------------------------------------ the large lane
+class ChunkModel(FakeModel):
+    """Sleeps per call (big texts longer) and logs (kind, start, end) of every call."""
+
+    def __init__(self, version: str = "fake", small_seconds: float = 0.0) -> None:
+        super().__init__(version)
+        self.small_seconds = small_seconds
+        self.log: list[tuple[str, float, float]] = []
+
+    def predict(self, records, explain=False):
+        kind = "big" if records[0]["text"].startswith("big") else "small"
+        start = time.monotonic()
+        time.sleep(0.03 if kind == "big" else self.small_seconds)
+        out = [{"text": r["text"], "explained": explain, "v": self.version} for r in records]
+        with self.lock:
+            self.log.append((kind, start, time.monotonic()))
+        return out
+
+
+def big_request(n: int = 20) -> list[dict]:
+    return [{"text": f"big-{i:04d}"} for i in range(n)]  # 8 characters each
+
+
+def lane_for(model_of, **kwargs) -> LargeLane:
+    return LargeLane(model_of, min_chars=20, chunk_chars=16, **kwargs)
+
+
+@pytest.mark.parametrize("coalesce", [True, False])
+def test_a_small_request_is_answered_while_a_large_one_runs(coalesce):
+    model = ChunkModel()
+    lane = lane_for(lambda: model)
+    predictor = (
+        PredictBatcher(lambda: model, large=lane)
+        if coalesce
+        else DirectPredictor(lambda: model, large=lane)
+    )
+    finished: list[str] = []
+    with ThreadPoolExecutor(2) as pool:
+        big = pool.submit(lambda: (predictor.predict(big_request(), True), finished.append("big")))
+        while not model.log:  # the large request is predicting
+            time.sleep(0.005)
+        preds, _ = predictor.predict([{"text": "small"}], True)
+        finished.append("small")
+        (big_preds, used), _ = big.result()
+    predictor.close()
+    assert finished == ["small", "big"]
+    assert preds[0]["text"] == "small"
+    assert [p["text"] for p in big_preds] == [r["text"] for r in big_request()]
+    assert used is model
+    # chunks of at most 16 characters: 2 appeals each
+    assert sum(kind == "big" for kind, _, _ in model.log) == 10
+
+
+def test_the_large_lane_lets_small_requests_predict_first():
+    model = ChunkModel(small_seconds=0.15)
+    batcher = PredictBatcher(lambda: model, large=lane_for(lambda: model))
+    with ThreadPoolExecutor(2) as pool:
+        big = pool.submit(batcher.predict, big_request(), False)
+        while not model.log:
+            time.sleep(0.005)
+        small = pool.submit(batcher.predict, [{"text": "small"}], False)
+        small.result()
+        big.result()
+    batcher.close()
+    (_, small_start, small_end) = next(e for e in model.log if e[0] == "small")
+    started_meanwhile = [s for kind, s, _ in model.log if kind == "big" and small_start < s]
+    # at most the chunk already on its way when the small request came; none while it ran
+    assert not [s for s in started_meanwhile if s < small_end - 0.01]
+
+
+def test_chunks_of_a_request_keep_its_model_across_a_swap():
+    models = {"now": ChunkModel("a")}
+    lane = lane_for(lambda: models["now"])
+    with ThreadPoolExecutor(1) as pool:
+        big = pool.submit(lane.predict, big_request(), False)
+        while not models["now"].log:
+            time.sleep(0.005)
+        models["now"] = ChunkModel("b")
+        preds, used = big.result()
+    assert used.version == "a" and {p["v"] for p in preds} == {"a"}
+    assert lane.predict(big_request(), False)[1].version == "b"
+
+
+def test_too_many_large_requests_are_refused_with_a_retry_time():
+    model = ChunkModel()
+    outcomes: list[str] = []
+    lane = lane_for(lambda: model, max_waiting=1, on_request=outcomes.append)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(lane.predict, big_request(40), False)
+        while not model.log:
+            time.sleep(0.005)
+        second = pool.submit(lane.predict, big_request(), False)
+        while lane._waiting < 1:
+            time.sleep(0.005)
+        with pytest.raises(PredictorBusyError) as refused:
+            lane.predict(big_request(), False)
+        first.result(), second.result()
+    assert refused.value.retry_after >= 1
+    assert sorted(outcomes) == ["busy", "thread", "thread"]
+
+
+@pytest.mark.parametrize("max_chars", [1, 10, 100, 10_000])
+def test_chunks_cover_the_request_in_order(max_chars):
+    records = [{"text": "x" * n} for n in (5, 1, 30, 7, 7, 2, 90)]
+    parts = list(chunks(records, max_chars))
+    assert [r for part in parts for r in part] == records
+    assert all(len(part) == 1 or request_chars(part) <= max_chars for part in parts)
+
+
+@pytest.fixture(scope="module")
+def runner():
+    runner = ProcessRunner()
+    yield runner
+    runner.close()
+
+
+def _comparable(preds):
+    return [{k: v for k, v in p.items() if k != "due_at"} for p in preds]
+
+
+def test_chunked_predictions_equal_unchunked_in_thread_and_in_process(
+    runner, model_a_dir, dev_texts
+):
+    model = load_model(model_a_dir)
+    records = [{"id": i, "text": t} for i, t in enumerate(dev_texts[:40])]
+    whole = model.predict(records, explain=True)
+    for use in (None, runner):
+        outcomes: list[str] = []
+        lane = LargeLane(
+            lambda: model,
+            min_chars=1,
+            chunk_chars=500,
+            runner=use,
+            directory=lambda: model_a_dir,
+            on_request=outcomes.append,
+        )
+        preds, used = lane.predict(records, True)
+        assert used is model
+        assert _comparable(preds) == _comparable(whole)
+        assert outcomes == ["thread" if use is None else "process"]
+
+
+def test_the_process_predicts_only_with_the_served_file(runner, model_a_dir, model_b_dir):
+    model = load_model(model_b_dir)  # served; the directory holds model a meanwhile
+    outcomes: list[str] = []
+    lane = LargeLane(
+        lambda: model,
+        min_chars=1,
+        runner=runner,
+        directory=lambda: model_a_dir,
+        on_request=outcomes.append,
+    )
+    preds, used = lane.predict([{"text": "Яма во дворе"}], False)
+    assert used is model and {p["model_version"] for p in preds} == {"test-b"}
+    assert outcomes == ["thread"]  # the child refused a's file; the request stayed on b
+
+
+def test_the_service_answers_large_requests_the_same(app_factory, model_a_dir, dev_texts):
+    body = {"appeals": [{"text": t} for t in dev_texts[:30]]}
+    answers = []
+    for chars in (1_000_000, 200):  # every request small; every request large (in process)
+        with app_factory(model_a_dir, large_request_chars=chars, large_chunk_chars=600) as client:
+            r = client.post("/v1/predict", json=body)
+            assert r.status_code == 200, r.text
+            answers.append(_comparable(r.json()["predictions"]))
+            if chars == 200:
+                assert (
+                    'cur_ml_large_requests_total{outcome="process"} 1.0'
+                    in client.get("/metrics").text
+                )
+    for a, b in zip(*answers, strict=True):
+        a.pop("prediction_id"), b.pop("prediction_id")
+    assert answers[0] == answers[1]
+
+
+def test_a_busy_large_lane_answers_503_with_retry_after(app_factory, model_a_dir, monkeypatch):
+    with app_factory(model_a_dir, large_request_chars=10) as client:
+        lane = client.app.state.predictor.large
+
+        def refuse(chars: int) -> None:
+            raise PredictorBusyError("8 large requests are waiting already", retry_after=7)
+
+        monkeypatch.setattr(lane, "_admit", refuse)
+        r = client.post("/v1/predict", json={"appeals": [{"text": "Во дворе яма, " * 3}]})
+        assert r.status_code == 503 and r.json()["error"] == "busy"
+        assert r.headers["retry-after"] == "7"
+        r = client.post("/v1/predict", json={"appeals": [{"text": "Яма"}]})  # small: served
+        assert r.status_code == 200

@@ -11,9 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from cur_ml.api.deps import MetricsDep, PredictAuth, PredictorDep, SettingsDep, SlotDep, WriterDep
+from cur_ml.api.errors import ApiError
 from cur_ml.api.logs import request_id_var
 from cur_ml.api.schemas import ErrorBody, PredictRequest, PredictResponse
 from cur_ml.api.service import predict_appeals
+from cur_ml.errors import PredictorBusyError
 
 __all__ = ["router"]
 
@@ -96,7 +98,11 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
         400: {"model": ErrorBody, "description": "Тело не читается как JSON в UTF-8"},
         413: {"model": ErrorBody, "description": "Тело запроса слишком большое"},
         422: {"model": ErrorBody, "description": "Неверный ввод: поле и проблема в `detail`"},
-        503: {"model": ErrorBody, "description": "Модель ещё загружается"},
+        503: {
+            "model": ErrorBody,
+            "description": "Модель ещё загружается, или слишком много больших запросов ждут "
+            "очереди (`busy`, повторить через Retry-After секунд)",
+        },
     },
 )
 def predict(
@@ -114,14 +120,18 @@ def predict(
     """Predictions for each appeal, in input order; every one is recorded with its
     `prediction_id`, to which operator corrections refer."""
     slot.require()  # 503 at once while no model is loaded
-    predictions, version = predict_appeals(
-        body.appeals,
-        predictor,
-        writer,
-        metrics,
-        explain=explain,
-        request_id=request_id_var.get(),
-    )
+    try:
+        predictions, version = predict_appeals(
+            body.appeals,
+            predictor,
+            writer,
+            metrics,
+            explain=explain,
+            request_id=request_id_var.get(),
+        )
+    except PredictorBusyError as exc:
+        headers = {"Retry-After": str(exc.retry_after)}
+        raise ApiError(503, "busy", exc.message, headers) from exc
     payload = {"predictions": predictions, "model_version": version}
     # orjson: a 500-appeal answer in 2 ms instead of 18 ms with json; the documented schema
     # (PredictResponse) is checked by the tests, not re-validated on every answer.
