@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)
+    #: Where the workers of `serve` (more than one) keep their metrics files for `/metrics`
+    #: (PROMETHEUS_MULTIPROC_DIR; emptied at every start); None: a temporary directory.
+    metrics_dir: Path | None = None
     #: Most characters of text one `POST /v1/predict` may carry in all (422 above it): a request
     #: of unseen words costs seconds, and single-appeal callers would wait behind it.
     max_request_chars: int = Field(200_000, ge=1)

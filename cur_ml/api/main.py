@@ -132,6 +132,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         predictor.close()
         writer.close()
         engine.dispose()
+        app.state.metrics.close()
         log.info("stopped", extra={"predictions_written": writer.written})
 
 
@@ -165,11 +166,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "cur_ml_store_pending_rows",
         "Predictions waiting to be written to the store.",
         lambda: app.state.writer.pending if app.state.writer else 0,
+        multiprocess_mode="livesum",
     )
     api_metrics.watch(
         "cur_ml_store_written_rows",
         "Predictions written to the store since start.",
         lambda: app.state.writer.written if app.state.writer else 0,
+        multiprocess_mode="livesum",
     )
     api_metrics.watch(
         "cur_ml_model_ready", "1 once a model is loaded.", lambda: 1.0 if slot.ready else 0.0

@@ -1,13 +1,29 @@
-"""Prometheus metrics of one app (its own registry, so several apps can live in one process)."""
+"""Prometheus metrics of one app (its own registry, so several apps can live in one process).
+
+With several worker processes (`cur-ml serve --workers N`) prometheus-client runs in its
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `serve`): every worker writes its values
+to files there, and `/metrics`, whichever worker answers, reads all of them: counters and
+histograms are summed, each gauge is combined as its `multiprocess_mode` says.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
 
 from cur_ml.model.classifier import HEADS
 
@@ -33,11 +49,24 @@ _LATENCY_BUCKETS = (
 )
 
 
+def _multiprocess() -> bool:
+    """Whether prometheus-client writes to PROMETHEUS_MULTIPROC_DIR (chosen at its import)."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
 class ApiMetrics:
     """Request counts and latencies per route, predictions per label, review rate, model version."""
 
     def __init__(self, review_window: int = 1_000) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess = _multiprocess()
+        # What /metrics shows: this registry, or every worker's files.
+        self._exposed = registry
+        if self.multiprocess:
+            self._exposed = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._exposed)
+        self._watched: list[tuple[Gauge, Callable[[], float]]] = []
+        self._refreshed = 0.0
         self.requests = Counter(
             "cur_ml_http_requests",
             "HTTP requests answered, by route template, method and status code.",
@@ -69,8 +98,17 @@ class ApiMetrics:
         )
         self.review_rate = Gauge(
             "cur_ml_needs_review_ratio",
-            f"Share of needs_review among the last {review_window} appeals predicted.",
+            f"Share of needs_review among the last {review_window} appeals predicted "
+            "(by the worker that predicted last).",
             registry=registry,
+            multiprocess_mode="livemostrecent",
+        )
+        self.worker_appeals = Gauge(
+            "cur_ml_worker_appeals",
+            "Appeals predicted by this worker process since it started (with several workers: "
+            "one series per live worker, labelled by pid).",
+            registry=registry,
+            multiprocess_mode="liveall",
         )
         self.batch_size = Histogram(
             "cur_ml_predict_batch_appeals",
@@ -86,9 +124,11 @@ class ApiMetrics:
         )
         self.model_info = Gauge(
             "cur_ml_model_info",
-            "The model being served (value 1, its version as a label).",
+            "The model being served (value 1, its version as a label; with several workers, "
+            "1 for every version some live worker serves).",
             ["version"],
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.model_loads = Counter(
             "cur_ml_model_loads",
@@ -115,6 +155,8 @@ class ApiMetrics:
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)
+        if self._watched and time.monotonic() - self._refreshed > 0.5:
+            self.refresh()
 
     def observe_predictions(self, predictions: Iterable[dict]) -> None:
         flags = []
@@ -133,6 +175,7 @@ class ApiMetrics:
                 child.inc()
             flags.append(bool(pred["needs_review"]))
         self.appeals.inc(len(flags))
+        self.worker_appeals.inc(len(flags))
         self.needs_review.inc(sum(flags))
         self.batch_size.observe(len(flags))
         recent = self._recent
@@ -155,13 +198,49 @@ class ApiMetrics:
         """Count the load and switch the version label: the old one disappears, the new reads 1."""
         self.model_loads.labels("ok").inc()
         if self._version is not None and self._version != version:
+            self.model_info.labels(self._version).set(0)  # what other workers' files read
             self.model_info.remove(self._version)
         self.model_info.labels(version).set(1)
         self._version = version
+        self.refresh()
 
     def model_failed(self, _message: str) -> None:
         self.model_loads.labels("failed").inc()
 
-    def watch(self, name: str, documentation: str, read: Callable[[], float]) -> None:
-        """A gauge read at scrape time (queue depth, rows written...)."""
-        Gauge(name, documentation, registry=self.registry).set_function(read)
+    def watch(
+        self,
+        name: str,
+        documentation: str,
+        read: Callable[[], float],
+        multiprocess_mode: str = "livemin",
+    ) -> None:
+        """A gauge read at scrape time (queue depth, rows written...).
+
+        With several workers it is read at this worker's scrapes and requests instead (at most
+        twice a second), and the workers' values combine by `multiprocess_mode` (`livemin`: a
+        0/1 flag is 1 when every worker's is; `livesum` for counts).
+        """
+        gauge = Gauge(
+            name, documentation, registry=self.registry, multiprocess_mode=multiprocess_mode
+        )
+        if self.multiprocess:
+            self._watched.append((gauge, read))
+            gauge.set(read())
+        else:
+            gauge.set_function(read)
+
+    def refresh(self) -> None:
+        """Write the watched gauges' current values (multiprocess mode: nobody reads them live)."""
+        self._refreshed = time.monotonic()
+        for gauge, read in self._watched:
+            gauge.set(read())
+
+    def render(self) -> bytes:
+        """The Prometheus text of `/metrics`: this app's metrics, or every worker's."""
+        self.refresh()
+        return generate_latest(self._exposed)
+
+    def close(self) -> None:
+        """At a worker's exit: its live gauges leave the combined view."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())

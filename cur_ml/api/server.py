@@ -6,7 +6,11 @@ import json
 import logging
 import logging.config
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -37,6 +41,22 @@ def _export(settings: Settings) -> None:
             )
         else:
             os.environ[key] = str(value)
+
+
+@contextmanager
+def _worker_metrics(directory: Path | None) -> Iterator[Path]:
+    """PROMETHEUS_MULTIPROC_DIR of the workers, empty at start (files of an earlier run would
+    add to this one's counts): `directory`, or a temporary one removed at exit."""
+    path = Path(tempfile.mkdtemp(prefix="cur-ml-metrics-")) if directory is None else directory
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)  # read by prometheus-client in workers
+    try:
+        yield path
+    finally:
+        if directory is None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def serve(
@@ -119,4 +139,8 @@ def serve(
         uvicorn.run(app, **common)
     else:
         _export(settings)
-        uvicorn.run("cur_ml.api.main:create_app", factory=True, workers=settings.workers, **common)
+        # One set of metrics: every worker writes its values where /metrics reads them all.
+        with _worker_metrics(settings.metrics_dir):
+            uvicorn.run(
+                "cur_ml.api.main:create_app", factory=True, workers=settings.workers, **common
+            )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from cur_ml.api.deps import MetricsDep
 
@@ -20,4 +20,5 @@ router = APIRouter(tags=["health"])
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 def metrics(registry: MetricsDep) -> Response:
-    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+    """Every worker's metrics, whichever answers (`cur-ml serve --workers N`)."""
+    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
