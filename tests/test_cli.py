@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from cur_ml.model.bundle import MODEL_FILE
+
 CLI = [sys.executable, "-c", "from cur_ml.cli import main; main()"]
 
 
@@ -21,7 +23,7 @@ def test_train_then_evaluate(demo_path, tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["rows"] == 790
-    assert (out / "manifest.json").exists() and (out / "model.joblib").exists()
+    assert (out / "manifest.json").exists() and (out / MODEL_FILE).exists()
 
     done = run("evaluate", "--model", str(out), "--data", str(demo_path), "--split", "dev")
     assert done.returncode == 0, done.stderr

@@ -75,7 +75,8 @@ def promote_files(source: Path, target: Path) -> None:
     A watcher that keys on the manifest therefore never sees a manifest of a file not there yet.
     """
     target.mkdir(parents=True, exist_ok=True)
-    for name in (MODEL_FILE, MANIFEST_NAME):
+    manifest = json.loads((source / MANIFEST_NAME).read_text(encoding="utf-8"))
+    for name in (manifest.get("model_file", MODEL_FILE), MANIFEST_NAME):
         tmp = target / f".{name}.incoming"
         shutil.copyfile(source / name, tmp)
         with open(tmp, "rb") as fh:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+from cur_ml.model.bundle import MODEL_FILE
+
 ADMIN = {"Authorization": "Bearer a-secret"}
 
 
@@ -95,7 +97,7 @@ def test_manifest_change_is_picked_up_by_the_watcher(
 
 def test_a_broken_model_is_refused_and_the_old_one_kept(app_factory, served_dir, dev_texts):
     with app_factory(served_dir, admin_token="a-secret", model_poll_seconds=0.1) as client:
-        (served_dir / "model.joblib").write_bytes(b"not a model")
+        (served_dir / MODEL_FILE).write_bytes(b"not a model")
         manifest = served_dir / "manifest.json"
         manifest.write_text(manifest.read_text().replace("test-a", "test-c"))
         r = client.post("/v1/admin/reload", headers=ADMIN)

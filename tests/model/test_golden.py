@@ -36,9 +36,8 @@ def _numbers_close(a, b, path: str = "") -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: {len(a)} items != {len(b)}"]
-        return [
-            d for i, (x, y) in enumerate(zip(a, b)) for d in _numbers_close(x, y, f"{path}[{i}]")
-        ]
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (x, y) in pairs for d in _numbers_close(x, y, f"{path}[{i}]")]
     if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
         return [] if math.isclose(a, b, rel_tol=0, abs_tol=1e-6) else [f"{path}: {a} != {b}"]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]

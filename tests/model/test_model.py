@@ -10,6 +10,7 @@ import pytest
 
 from cur_ml.errors import ModelError, ModelIntegrityError
 from cur_ml.model import HEADS, load_model
+from cur_ml.model.bundle import MODEL_FILE
 from cur_ml.model.training import evaluate_model
 
 REQUIRED = {
@@ -80,7 +81,7 @@ def test_save_load_roundtrip(demo_model, demo_model_dir, demo_dev):
 
 def test_refuses_a_tampered_model(demo_model, tmp_path):
     directory = demo_model.save(tmp_path / "m")
-    with (directory / "model.joblib").open("ab") as fh:
+    with (directory / MODEL_FILE).open("ab") as fh:
         fh.write(b"tampered")
     with pytest.raises(ModelIntegrityError, match="does not match its manifest"):
         load_model(directory)
