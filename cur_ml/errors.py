@@ -15,6 +15,7 @@ __all__ = [
     "ModelNotReadyError",
     "PredictorBusyError",
     "StoreBusyError",
+    "StoreUnavailableError",
     "UnknownPredictionError",
     "UnprocessableAppealsError",
 ]
@@ -108,3 +109,10 @@ class PredictorBusyError(CurMlError):
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StoreUnavailableError(StoreBusyError):
+    """The store cannot take writes (SQLite file gone or replaced, server unreachable): nothing
+    is acknowledged until it is back; the request may be retried."""
+
+    code = "E402"

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     store_queue_size: int = Field(10_000, ge=1)
     #: Most predictions written in one INSERT.
     store_batch_rows: int = Field(2_000, ge=1)
+    #: Seconds a store health verdict is reused (`/readyz`, predict's fail-fast) before the
+    #: store is probed again (0: probe on every call).
+    store_check_seconds: float = Field(1.0, ge=0)
     log_level: str = "INFO"
     #: One JSON object per log line (False: plain text, for a terminal).
     log_json: bool = True

@@ -1,7 +1,8 @@
 """Shared dependencies as `Annotated` aliases: settings, the model slot, the store, roles.
 
-They are `async def` on purpose: they never block, and a plain `def` dependency would
-cost a thread-pool round trip per request.
+They are `async def` on purpose: they never block (a store probe, at most once a second,
+runs in the thread pool), and a plain `def` dependency would cost a thread-pool round trip
+per request.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.exc import OperationalError
@@ -21,10 +23,11 @@ from cur_ml.api.batcher import DirectPredictor, PredictBatcher
 from cur_ml.api.errors import ApiError
 from cur_ml.api.metrics import ApiMetrics
 from cur_ml.api.model_slot import ModelSlot
-from cur_ml.errors import ModelNotReadyError, StoreBusyError
+from cur_ml.errors import ModelNotReadyError, StoreBusyError, StoreUnavailableError
 from cur_ml.retrain.jobs import RetrainJobs
 from cur_ml.settings import Settings
 from cur_ml.store.corrections import CorrectionRepository
+from cur_ml.store.health import StoreHealth
 from cur_ml.store.predictions import PredictionRepository
 from cur_ml.store.review import ReviewQueue
 from cur_ml.store.writer import PredictionWriter
@@ -41,6 +44,8 @@ __all__ = [
     "ReviewQueueDep",
     "SettingsDep",
     "SlotDep",
+    "StoreHealthDep",
+    "StoreWritable",
     "WriterDep",
     "store_errors",
 ]
@@ -61,6 +66,21 @@ async def _writer(request: Request) -> PredictionWriter:
     if writer is None:
         raise StoreBusyError("the prediction store is not open yet")
     return writer
+
+
+async def _store_health(request: Request) -> StoreHealth:
+    health = request.app.state.store_health
+    if health is None:
+        raise StoreBusyError("the store is not open yet")
+    return health
+
+
+async def _store_writable(health: Annotated[StoreHealth, Depends(_store_health)]) -> None:
+    """Fail fast (503 `store_unavailable`) before doing work whose answer could not be kept:
+    the cached verdict, or a probe in the thread pool once it is stale."""
+    ok = health.check() if health.fresh else await run_in_threadpool(health.check)
+    if not ok:
+        raise StoreUnavailableError("the store cannot record predictions now; retry later")
 
 
 async def _metrics(request: Request) -> ApiMetrics:
@@ -99,6 +119,8 @@ def store_errors() -> Iterator[None]:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SlotDep = Annotated[ModelSlot, Depends(_slot)]
 WriterDep = Annotated[PredictionWriter, Depends(_writer)]
+StoreHealthDep = Annotated[StoreHealth, Depends(_store_health)]
+StoreWritable = Annotated[None, Depends(_store_writable)]
 MetricsDep = Annotated[ApiMetrics, Depends(_metrics)]
 PredictorDep = Annotated[PredictBatcher | DirectPredictor, Depends(_predictor)]
 CorrectionsDep = Annotated[CorrectionRepository, Depends(_opened("corrections"))]

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cur_ml.api.logs import request_id_var
-from cur_ml.errors import CurMlError, InputError, ModelError
+from cur_ml.errors import CurMlError, InputError, ModelError, StoreUnavailableError
 from cur_ml.store.writer import StoreBusyError
 
 __all__ = ["ApiError", "error_response", "field_name", "install_error_handlers"]
@@ -134,6 +134,8 @@ async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
 
 
 async def _domain(_request: Request, exc: CurMlError) -> JSONResponse:
+    if isinstance(exc, StoreUnavailableError):  # before its base class, StoreBusyError
+        return error_response(503, "store_unavailable", exc.message, headers={"Retry-After": "5"})
     if isinstance(exc, StoreBusyError):
         return error_response(503, "store_busy", exc.message, headers={"Retry-After": "1"})
     if isinstance(exc, ModelError):

@@ -31,7 +31,7 @@ from cur_ml.api.routers import (
 from cur_ml.console import router as console_router
 from cur_ml.retrain.jobs import RetrainJobs
 from cur_ml.settings import Settings
-from cur_ml.store import PredictionRepository, PredictionWriter, make_engine, upgrade
+from cur_ml.store import PredictionRepository, PredictionWriter, StoreHealth, make_engine, upgrade
 from cur_ml.store.corrections import CorrectionRepository
 from cur_ml.store.review import ReviewQueue
 
@@ -86,11 +86,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     prediction_repo = PredictionRepository(engine)
+    health = StoreHealth(engine, ttl=settings.store_check_seconds)
     writer = PredictionWriter(
         prediction_repo,
         max_pending=settings.store_queue_size,
         batch_rows=settings.store_batch_rows,
+        health=health,
     ).start()
+    app.state.store_health = health
     app.state.writer = writer
     app.state.predictions = prediction_repo
     app.state.corrections = CorrectionRepository(engine)
@@ -150,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = api_metrics
     app.state.writer = None
+    app.state.store_health = None
     app.state.predictor = None
     # The store objects (made in the lifespan; shared with the operator console).
     app.state.predictions = None
@@ -173,6 +177,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "Predictions written to the store since start.",
         lambda: app.state.writer.written if app.state.writer else 0,
         multiprocess_mode="livesum",
+    )
+    api_metrics.watch(
+        "cur_ml_store_available",
+        "1 while the store takes writes (the last verdict; /readyz probes it).",
+        lambda: 1.0 if app.state.store_health and app.state.store_health.available else 0.0,
     )
     api_metrics.watch(
         "cur_ml_model_ready", "1 once a model is loaded.", lambda: 1.0 if slot.ready else 0.0

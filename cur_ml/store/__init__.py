@@ -5,6 +5,7 @@ migrations under `migrations/` (applied by `upgrade`, which the API runs at star
 """
 
 from cur_ml.store.db import Base, make_engine, upgrade
+from cur_ml.store.health import StoreHealth, StoreUnavailableError
 from cur_ml.store.predictions import PredictionRecord, PredictionRepository, prediction_row
 from cur_ml.store.writer import PredictionWriter, StoreBusyError
 
@@ -14,6 +15,8 @@ __all__ = [
     "PredictionRepository",
     "PredictionWriter",
     "StoreBusyError",
+    "StoreHealth",
+    "StoreUnavailableError",
     "make_engine",
     "prediction_row",
     "upgrade",

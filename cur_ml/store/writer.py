@@ -6,7 +6,9 @@ also if the process is killed right after. Rows of requests that arrive while a
 transaction is being written are written together in the next one: one commit
 serves many requests, and throughput holds. The queue is bounded (requests wait,
 then fail with `StoreBusyError`, when the store cannot keep up) and `close`
-drains it.
+drains it. A store that is down fails the waiting requests with `StoreUnavailableError`
+after a short retry (`retry_seconds`), and tells `StoreHealth`, so that the service stops
+promising answers it cannot keep until the store is back.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
-
-from cur_ml.errors import StoreBusyError
+from cur_ml.errors import StoreBusyError, StoreUnavailableError
+from cur_ml.store.db import commit_kept
+from cur_ml.store.health import StoreHealth, unavailable_error
 from cur_ml.store.predictions import PredictionRepository
 
-__all__ = ["PredictionWriter", "StoreBusyError"]
+__all__ = ["PredictionWriter", "StoreBusyError", "StoreUnavailableError"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ class PredictionWriter:
     submit_timeout : seconds `submit` waits for room before raising `StoreBusyError`.
     linger : seconds the writer waits after the first row for more to arrive (0: write
         at once; requests arriving meanwhile share the next commit anyway).
+    health : told of every write that failed because the store is down, and of every
+        commit (default: a `StoreHealth` of the repository's engine).
+    retry_seconds : how long a batch is retried while the store is down before its requests
+        fail with `StoreUnavailableError` (a stale connection needs one retry).
     """
 
     def __init__(
@@ -49,19 +55,24 @@ class PredictionWriter:
         batch_rows: int = 2_000,
         submit_timeout: float = 10.0,
         linger: float = 0.0,
+        health: StoreHealth | None = None,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.repository = repository
         self.max_pending = max_pending
         self.batch_rows = batch_rows
         self.submit_timeout = submit_timeout
         self.linger = linger
+        self.health = health if health is not None else StoreHealth(repository.engine)
+        self.retry_seconds = retry_seconds
         self.pending = 0  # rows submitted and not yet committed
         self.written = 0
         self.failures = 0
         self._items: deque[tuple[int, list[dict[str, Any]]]] = deque()
         self._submitted = 0  # tickets handed out
         self._committed = 0  # every ticket up to this one is done (written or failed)
-        self._failed: set[int] = set()  # tickets with a row that could not be written
+        # Tickets with a row that could not be written -> whether the store was down.
+        self._failed: dict[int, bool] = {}
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -101,16 +112,22 @@ class PredictionWriter:
             return self._submitted
 
     def wait(self, ticket: int, timeout: float | None = None) -> None:
-        """Return once the rows of `ticket` are committed; `StoreBusyError` if they could not
-        be, or not within `timeout` seconds (the caller must then not acknowledge them)."""
+        """Return once the rows of `ticket` are committed; else (the caller must then not
+        acknowledge them) `StoreUnavailableError` if the store is down, `StoreBusyError` if
+        a row could not be written or the commit took more than `timeout` seconds."""
         if ticket <= 0:
             return
         timeout = self.submit_timeout if timeout is None else timeout
         with self._cond:
             if not self._cond.wait_for(lambda: self._committed >= ticket, timeout):
+                if not self.health.available:
+                    raise StoreUnavailableError("the prediction store is unavailable; retry later")
                 raise StoreBusyError("the prediction store did not confirm the write in time")
             if ticket in self._failed:
-                self._failed.discard(ticket)
+                if self._failed.pop(ticket):
+                    raise StoreUnavailableError(
+                        "the prediction store is unavailable: this answer was not recorded"
+                    )
                 raise StoreBusyError("the prediction store could not record this answer")
 
     def record(self, rows: Sequence[dict[str, Any]], timeout: float | None = None) -> None:
@@ -157,40 +174,61 @@ class PredictionWriter:
     def _run(self) -> None:
         while (taken := self._take()) is not None:
             batch = [row for _, rows in taken for row in rows]
-            failed = self._write(batch)
+            failed, down = self._write(batch)
             with self._cond:
                 self.pending -= len(batch)
                 self.written += len(batch) - len(failed)
-                self._failed.update(t for t, rows in taken if any(id(r) in failed for r in rows))
+                for t, rows in taken:
+                    if any(id(r) in failed for r in rows):
+                        self._failed[t] = down
                 self._committed = taken[-1][0]
                 self._cond.notify_all()
 
-    def _write(self, batch: list[dict[str, Any]]) -> set[int]:
-        """Insert a batch; return the `id()` of the rows that could not be written.
+    def _write(self, batch: list[dict[str, Any]]) -> tuple[set[int], bool]:
+        """Insert a batch; return the `id()` of the rows that could not be written, and
+        whether that was because the store is down (then it is all of them).
 
-        A store that is down (OperationalError) is retried until it is back, the queue
-        filling up meanwhile; any other failure is retried row by row, so one bad row
-        cannot hold the others back.
+        A store that is down is retried for `retry_seconds`, then the batch fails and
+        `health` hears of it; a commit whose SQLite file left its path meanwhile is not
+        retried (its rows may sit in the old file) and fails too. Any other failure is
+        retried row by row, so one bad row cannot hold the others back.
         """
-        delay = 0.1
+        delay = 0.05
+        # Known to be down: one attempt, so a queue built up meanwhile fails fast.
+        deadline = time.monotonic() + (self.retry_seconds if self.health.available else 0.0)
         while True:
             try:
                 self.repository.add_many(batch)
-                return set()
-            except OperationalError:
+            except Exception as exc:
                 self.failures += 1
-                log.exception("the prediction store is unavailable; retrying %d rows", len(batch))
+                if not unavailable_error(exc):
+                    log.exception(
+                        "writing %d predictions failed; writing them one by one", len(batch)
+                    )
+                    break
+                if time.monotonic() + delay > deadline:
+                    self.health.failed(exc)
+                    log.error(
+                        "the prediction store is unavailable: %d rows not written", len(batch)
+                    )
+                    return {id(row) for row in batch}, True
+                log.warning("the prediction store is unavailable; retrying %d rows", len(batch))
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception:
+                delay = min(delay * 2, 1.0)
+                continue
+            if not commit_kept(self.repository.engine):
                 self.failures += 1
-                log.exception("writing %d predictions failed; writing them one by one", len(batch))
-                break
+                self.health.failed("the database file left its path during a commit")
+                return {id(row) for row in batch}, True
+            self.health.wrote()
+            return set(), False
         failed = set()
         for row in batch:
             try:
                 self.repository.add_many([row])
+                if not commit_kept(self.repository.engine):
+                    raise StoreUnavailableError("the database file left its path during a commit")
             except Exception:
                 failed.add(id(row))
                 log.exception("prediction %s could not be recorded", row.get("prediction_id"))
-        return failed
+        return failed, False

@@ -8,22 +8,19 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from app_support import running  # noqa: F401 - re-exported to the corrections tests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from app_support import (  # noqa: F401 - re-exported to the corrections tests
+    PG_URL,
+    fresh_schema,
+    reachable,
+    running,
+)
 
 from cur_ml.settings import Settings
 
 DEMO = Path(__file__).resolve().parents[2] / "datasets" / "demo" / "appeals.csv"
-PG_URL = os.environ.get(
-    "CUR_ML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 OPERATOR = "operator-token"
 ADMIN = "admin-token"
 OP = {"Authorization": f"Bearer {OPERATOR}"}
@@ -54,37 +51,6 @@ def predict(client, appeals: list[dict]) -> list[dict]:
     assert r.status_code == 200, r.text
     assert client.app.state.writer.flush(10)
     return r.json()["predictions"]
-
-
-def reachable(url: str) -> str | None:
-    """None when PostgreSQL answers at `url`, else why not."""
-    engine = create_engine(url, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    finally:
-        engine.dispose()
-    return None
-
-
-@contextmanager
-def fresh_schema(server_url: str) -> Iterator[str]:
-    """A new schema `cur_ml_test_<random>`; yields a URL whose connections use it
-    (search_path), drops it at the end."""
-    schema = f"cur_ml_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text("SET lock_timeout = '20s'"))
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def free_port() -> int:

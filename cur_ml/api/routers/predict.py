@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from cur_ml.api.deps import MetricsDep, PredictAuth, PredictorDep, SettingsDep, SlotDep, WriterDep
+from cur_ml.api.deps import (
+    MetricsDep,
+    PredictAuth,
+    PredictorDep,
+    SettingsDep,
+    SlotDep,
+    StoreWritable,
+    WriterDep,
+)
 from cur_ml.api.errors import ApiError
 from cur_ml.api.logs import request_id_var
 from cur_ml.api.schemas import ErrorBody, PredictRequest, PredictResponse
@@ -101,7 +109,9 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
         503: {
             "model": ErrorBody,
             "description": "Модель ещё загружается, или слишком много больших запросов ждут "
-            "очереди (`busy`, повторить через Retry-After секунд)",
+            "очереди (`busy`, повторить через Retry-After секунд), или хранилище не может "
+            "записать ответы (`store_unavailable`: ни один ответ не выдан без записи; "
+            "`store_busy`: очередь записи полна)",
         },
     },
 )
@@ -109,6 +119,7 @@ def predict(
     _auth: PredictAuth,  # first: an unauthorised caller learns nothing about limits
     _count: Annotated[None, Depends(_batch_size_first)],
     body: Annotated[PredictRequest, Depends(_within_limits)],
+    _store: StoreWritable,  # 503 store_unavailable before predicting what could not be kept
     slot: SlotDep,
     predictor: PredictorDep,
     writer: WriterDep,
