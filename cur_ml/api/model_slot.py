@@ -56,7 +56,7 @@ class ModelSlot:
 
     Parameters
     ----------
-    directory : model directory (manifest.json + model.joblib).
+    directory : model directory (manifest.json + model.pkl).
     on_swap : called with each model put in service (metrics).
     on_failure : called with the message of each failed load.
     resolve : where the model is now, asked before every load (an MLflow registry alias

@@ -20,6 +20,7 @@ __all__ = ["build_predictions", "due_at"]
 #: Place notes that a person should see before the appeal is routed.
 _PLACE_ISSUES = {"district_contradicts_point": "place_contradicts_point"}
 _TOP = 3
+_ORDER = ("category", "reason", "urgency", "agency")
 
 
 def due_at(created_at: str, deadline_days: int, now: datetime | None = None) -> str:
@@ -223,24 +224,36 @@ def build_predictions(
             found.append("heads_disagree")
         found += text_issues(frame["text"][i], words[i], policy.min_words)
     deadlines = _deadlines(model, scores, heads.labels["urgency"])
-    order = ("category", "reason", "urgency", "agency")
+    labels, conf, alts = heads.labels, heads.confidence, heads.alternatives
+    columns = zip(
+        frame["id"],
+        frame["created_at"],
+        places,
+        deadlines,
+        issues,
+        *(labels[h] for h in _ORDER),
+        *(conf[h] for h in _ORDER),
+        *(alts[h] for h in _ORDER),
+        strict=True,
+    )
     out = []
-    for i, (rid, created, place) in enumerate(
-        zip(frame["id"], frame["created_at"], places, strict=True)
-    ):
+    for rid, created, place, days, found, c, r, u, a, cc, cr, cu, ca, ac, ar, au, aa in columns:
         if isinstance(rid, float) and rid != rid:  # NaN from a table: no id
             rid = None
         out.append(
             {
                 "id": rid,
-                **{h: heads.labels[h][i] for h in order},
-                "confidence": {h: heads.confidence[h][i] for h in order},
-                "alternatives": {h: heads.alternatives[h][i] for h in order},
-                "deadline_days": deadlines[i],
-                "due_at": due_at(created, deadlines[i]),
+                "category": c,
+                "reason": r,
+                "urgency": u,
+                "agency": a,
+                "confidence": {"category": cc, "reason": cr, "urgency": cu, "agency": ca},
+                "alternatives": {"category": ac, "reason": ar, "urgency": au, "agency": aa},
+                "deadline_days": days,
+                "due_at": due_at(created, days),
                 "place": place.as_dict(),
-                "needs_review": bool(issues[i]),
-                "review_reasons": sorted(set(issues[i])),
+                "needs_review": bool(found),
+                "review_reasons": sorted(set(found)),
                 "model_version": model_version,
             }
         )
