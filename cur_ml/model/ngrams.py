@@ -274,15 +274,14 @@ class CharNgrams:
         self.codepoints = np.array([ord(c) for c in alphabet], dtype=np.uint32)
         self.pad = len(alphabet) + 1  # codes 1..len(alphabet); 0 unknown
         self.radix = len(alphabet) + 2
-        keys = [self._key_of(g) for g in vectorizer.vocabulary_]
+        code = {c: i + 1 for i, c in enumerate(alphabet)}
+        keys = [self._key_of(g, code) for g in vectorizer.vocabulary_]
         self.keys, self.features = _sorted(keys, list(vectorizer.vocabulary_.values()))
-        self.space = int(np.searchsorted(self.codepoints, ord(" "))) + 1
+        self.space = code[" "]
 
-    def _key_of(self, gram: str) -> int:
-        codes = [int(np.searchsorted(self.codepoints, ord(c))) + 1 for c in gram]
-        codes += [self.pad] * (self.n - len(codes))
+    def _key_of(self, gram: str, code: dict[str, int]) -> int:
         key = 0
-        for c in codes:
+        for c in [code[c] for c in gram] + [self.pad] * (self.n - len(gram)):
             key = key * self.radix + c
         return key
 
