@@ -14,6 +14,7 @@ __all__ = [
     "ModelIntegrityError",
     "ModelNotReadyError",
     "PredictorBusyError",
+    "RetrainRefusedError",
     "StoreBusyError",
     "StoreUnavailableError",
     "UnknownPredictionError",
@@ -116,3 +117,10 @@ class StoreUnavailableError(StoreBusyError):
     is acknowledged until it is back; the request may be retried."""
 
     code = "E402"
+
+
+class RetrainRefusedError(CurMlError):
+    """A retraining would not mean anything (no base data named, no correction matching it):
+    refused before any training, with the one-line reason and how to proceed."""
+
+    code = "E500"

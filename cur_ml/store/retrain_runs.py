@@ -1,17 +1,40 @@
-"""The `retrain_runs` table: every retraining job, its status, and its decision."""
+"""The `retrain_runs` table: the queue of retraining jobs, their status and their decision.
+
+The API only enqueues a job; a worker process (`cur-ml worker`) claims it exactly once —
+`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL, a single writer (`BEGIN IMMEDIATE`) on
+SQLite — and beats a heartbeat while it runs. A job whose heartbeat stopped (the worker was
+killed) is marked failed by the next claim, so it never stays `running` for ever.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, String, Text, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    DateTime,
+    Engine,
+    String,
+    Text,
+    and_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cur_ml.store.db import Base, aware
 
-__all__ = ["RetrainRun", "RetrainRunRepository"]
+__all__ = ["ACTIVE", "RetrainRun", "RetrainRunRepository"]
+
+#: Statuses of a job not finished yet.
+ACTIVE = ("queued", "running")
 
 
 class RetrainRun(Base):
@@ -19,44 +42,176 @@ class RetrainRun(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     #: queued → running → promoted | rejected | failed
-    status: Mapped[str] = mapped_column(String(16))
-    #: `api`, `cli`, `auto` (after N corrections)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    #: `api`, `cli`, `console`, `auto` (after N corrections)
     trigger: Mapped[str] = mapped_column(String(32))
+    #: When the job was asked for (queued, or started at once by `cur-ml retrain`).
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    #: Highest correction id when the job started (auto-retrain counts from there).
+    #: Highest correction id when the job was asked for (auto-retrain counts from there).
     corrections_seen: Mapped[int] = mapped_column(BigInteger)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    #: What the job was asked to do: {"base_data": [...], "allow_no_match": bool}.
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Who runs it (`host:pid:…`), since when, and its last sign of life.
+    worker: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     def to_dict(self) -> dict[str, Any]:
+        def when(value: datetime | None) -> str | None:
+            return aware(value).isoformat() if value else None
+
         return {
             "id": self.id,
             "status": self.status,
             "trigger": self.trigger,
-            "started_at": aware(self.started_at).isoformat() if self.started_at else None,
-            "finished_at": aware(self.finished_at).isoformat() if self.finished_at else None,
+            "started_at": when(self.started_at),
+            "finished_at": when(self.finished_at),
             "corrections_seen": self.corrections_seen,
             "result": self.result,
             "error": self.error,
+            "options": self.options or {},
+            "worker": self.worker,
+            "claimed_at": when(self.claimed_at),
+            "heartbeat_at": when(self.heartbeat_at),
         }
 
 
 class RetrainRunRepository:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    """Jobs of one store. `stale_after`: a running job whose heartbeat is older is dead."""
 
-    def start(self, trigger: str, corrections_seen: int) -> RetrainRun:
+    def __init__(self, engine: Engine, stale_after: timedelta = timedelta(minutes=2)) -> None:
+        self.engine = engine
+        self.stale_after = stale_after
+
+    # ------------------------------------------------------------------ writing
+    @contextmanager
+    def _exclusive(self) -> Iterator[Connection]:
+        """A transaction no other enqueue or SQLite claim runs beside (check-then-write safe).
+
+        SQLite: `BEGIN IMMEDIATE` takes the database's write lock before the first read.
+        PostgreSQL: a table lock that conflicts with itself but not with readers.
+        """
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("LOCK TABLE retrain_runs IN SHARE ROW EXCLUSIVE MODE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def _live(self, now: datetime):
+        """A job that counts as in progress: queued, or running with a fresh heartbeat."""
+        fresh = now - self.stale_after
+        return or_(
+            RetrainRun.status == "queued",
+            and_(RetrainRun.status == "running", RetrainRun.heartbeat_at >= fresh),
+        )
+
+    def enqueue(
+        self,
+        trigger: str,
+        corrections_seen: int,
+        options: dict[str, Any] | None = None,
+        *,
+        only_if_idle: bool = True,
+    ) -> RetrainRun | None:
+        """Queue a job for a worker; None (nothing queued) when `only_if_idle` and a job is
+        queued or running already."""
+        now = datetime.now(UTC)
+        run = RetrainRun(
+            id=str(uuid.uuid4()),
+            status="queued",
+            trigger=trigger,
+            started_at=now,
+            corrections_seen=corrections_seen,
+            options=options or {},
+        )
+        with self._exclusive() as conn:
+            if (
+                only_if_idle
+                and conn.execute(select(RetrainRun.id).where(self._live(now)).limit(1)).first()
+            ):
+                return None
+            conn.execute(RetrainRun.__table__.insert().values(**_columns(run)))
+        return run
+
+    def start(
+        self,
+        trigger: str,
+        corrections_seen: int,
+        options: dict[str, Any] | None = None,
+        worker: str | None = None,
+    ) -> RetrainRun:
+        """A job run at once by the caller (`cur-ml retrain` without `--queue`): running now."""
+        now = datetime.now(UTC)
         run = RetrainRun(
             id=str(uuid.uuid4()),
             status="running",
             trigger=trigger,
-            started_at=datetime.now(UTC),
+            started_at=now,
             corrections_seen=corrections_seen,
+            options=options or {},
+            worker=worker,
+            claimed_at=now,
+            heartbeat_at=now,
         )
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             session.add(run)
         return run
+
+    def claim(self, worker: str) -> RetrainRun | None:
+        """Take the oldest queued job for `worker`; None when there is none. Exactly one of
+        any number of concurrent claimers gets a given job. Dead workers' jobs are failed
+        first."""
+        self.fail_stale()
+        now = datetime.now(UTC)
+        claimed = {"status": "running", "worker": worker, "claimed_at": now, "heartbeat_at": now}
+        oldest = (
+            select(RetrainRun.id)
+            .where(RetrainRun.status == "queued")
+            .order_by(RetrainRun.started_at, RetrainRun.id)
+            .limit(1)
+        )
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as conn:
+                run_id = conn.execute(oldest.with_for_update(skip_locked=True)).scalar()
+                if run_id is None:
+                    return None
+                conn.execute(update(RetrainRun).where(RetrainRun.id == run_id).values(**claimed))
+        else:
+            with self._exclusive() as conn:
+                run_id = conn.execute(oldest).scalar()
+                if run_id is None:
+                    return None
+                done = conn.execute(
+                    update(RetrainRun)
+                    .where(RetrainRun.id == run_id, RetrainRun.status == "queued")
+                    .values(**claimed)
+                )
+                if done.rowcount != 1:  # pragma: no cover - the write lock makes this impossible
+                    return None
+        return self.get(run_id)
+
+    def heartbeat(self, run_id: str, worker: str) -> bool:
+        """The worker is alive; False when the job is no longer this worker's running job."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(RetrainRun)
+                .where(
+                    RetrainRun.id == run_id,
+                    RetrainRun.worker == worker,
+                    RetrainRun.status == "running",
+                )
+                .values(heartbeat_at=datetime.now(UTC))
+            )
+        return (done.rowcount or 0) == 1
 
     def finish(
         self, run_id: str, status: str, result: dict | None = None, error: str | None = None
@@ -68,6 +223,40 @@ class RetrainRunRepository:
                 .values(status=status, result=result, error=error, finished_at=datetime.now(UTC))
             )
 
+    def fail_stale(self, now: datetime | None = None) -> int:
+        """Mark running jobs whose heartbeat is older than `stale_after` as failed (their
+        worker was killed or lost the store); return how many."""
+        now = now or datetime.now(UTC)
+        cutoff = now - self.stale_after
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            stale = list(
+                session.scalars(
+                    select(RetrainRun)
+                    .where(
+                        RetrainRun.status == "running",
+                        or_(RetrainRun.heartbeat_at < cutoff, RetrainRun.heartbeat_at.is_(None)),
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for run in stale:
+                beat = aware(run.heartbeat_at or run.started_at)
+                run.status = "failed"
+                run.finished_at = now
+                run.error = (
+                    f"worker {run.worker or '?'} stopped: no heartbeat since "
+                    f"{beat.isoformat(timespec='seconds')} "
+                    f"(more than {int(self.stale_after.total_seconds())} s); "
+                    "the champion was not replaced by this run"
+                )
+        return len(stale)
+
+    def abandon_running(self, started_before: datetime | None = None) -> int:
+        """Runs left `running` by a crashed process are failed: now judged by heartbeat, so a
+        live worker's job is never touched (`started_before` is kept for callers, unused)."""
+        return self.fail_stale()
+
+    # ------------------------------------------------------------------ reading
     def get(self, run_id: str) -> RetrainRun | None:
         with Session(self.engine, expire_on_commit=False) as session:
             return session.get(RetrainRun, run_id)
@@ -96,21 +285,16 @@ class RetrainRunRepository:
                 )
             )
 
-    def abandon_running(self, started_before: datetime | None = None) -> int:
-        """Mark runs left `running` by a crashed process as failed; return how many.
+    def active(self) -> RetrainRun | None:
+        """The oldest job queued or running with a live heartbeat, if any."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.scalars(
+                select(RetrainRun)
+                .where(self._live(datetime.now(UTC)))
+                .order_by(RetrainRun.started_at)
+                .limit(1)
+            ).first()
 
-        `started_before`: only runs started before then (a process start: runs of sibling
-        workers started later are alive).
-        """
-        query = update(RetrainRun).where(RetrainRun.status == "running")
-        if started_before is not None:
-            query = query.where(RetrainRun.started_at < started_before)
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                query.values(
-                    status="failed",
-                    error="the process running it stopped",
-                    finished_at=datetime.now(UTC),
-                )
-            )
-        return done.rowcount or 0
+
+def _columns(run: RetrainRun) -> dict[str, Any]:
+    return {c.key: getattr(run, c.key) for c in RetrainRun.__table__.columns}
