@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -35,7 +37,9 @@ _models: dict[str, RoutingModel] = {}  # model_sha256 → the model (one at a ti
 
 
 def _init(nice: int, parent: int) -> None:
-    """Lower the child's priority; exit once the parent is gone (its pipes never close here)."""
+    """Lower the child's priority; leave Ctrl-C to the parent (which stops the child); exit
+    once the parent is gone (its pipes never close here)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if nice:
         try:
             os.nice(nice)
@@ -87,16 +91,23 @@ def model_sha(model: Any) -> str | None:
 class ProcessRunner:
     """Runs predictions in one child process (started with the first one).
 
+    The child is started with `spawn`: like uvicorn's workers, it imports the parent's
+    `__main__`, so a script that calls `serve()` must do it under `if __name__ == "__main__"`.
+    A child that dies is replaced with a later request, not sooner than `pause` seconds after.
+
     Parameters
     ----------
     nice : how much lower the child's CPU priority is (0: the same).
+    pause : seconds without a child after one died (the lane predicts in-thread meanwhile).
     """
 
-    def __init__(self, nice: int = 10) -> None:
+    def __init__(self, nice: int = 10, pause: float = 30.0) -> None:
         self.nice = nice
+        self.pause = pause
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._broken_at = -math.inf
 
     def predict(
         self, directory: Path, model: RoutingModel, records: Records, explain: bool
@@ -112,7 +123,11 @@ class ProcessRunner:
         try:
             return future.result()
         except BrokenProcessPool:
-            log.error("the large-lane process died; starting a new one with the next request")
+            log.error(
+                "the large-lane process died; large requests are predicted in-thread for "
+                "%.0f s, then in a new process",
+                self.pause,
+            )
             self._discard()
             return None
 
@@ -125,7 +140,7 @@ class ProcessRunner:
 
     def _submit(self, *args: Any) -> Future | None:
         with self._lock:
-            if self._closed:
+            if self._closed or time.monotonic() - self._broken_at < self.pause:
                 return None
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
@@ -137,11 +152,12 @@ class ProcessRunner:
             try:
                 return self._pool.submit(_predict, *args)
             except BrokenProcessPool:
-                self._pool = None
+                self._pool, self._broken_at = None, time.monotonic()
                 return None
 
     def _discard(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
+            self._broken_at = time.monotonic()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)

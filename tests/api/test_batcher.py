@@ -3,10 +3,14 @@ large requests in their own lane, in chunks, never before the small ones."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pytest
 
 from cur_ml.api.batcher import DirectPredictor, PredictBatcher
@@ -304,3 +308,46 @@ def test_a_busy_large_lane_answers_503_with_retry_after(app_factory, model_a_dir
         assert r.headers["retry-after"] == "7"
         r = client.post("/v1/predict", json={"appeals": [{"text": "Яма"}]})  # small: served
         assert r.status_code == 200
+
+
+@pytest.mark.slow
+def test_the_lane_process_ends_with_a_killed_worker(model_a_dir):
+    code = (
+        "import sys; from pathlib import Path; from cur_ml.api.lane_process import ProcessRunner;"
+        "from cur_ml.model import load_model; d = Path(sys.argv[1]); r = ProcessRunner();"
+        "r.predict(d, load_model(d), [{'text': 'Яма во дворе'}], False); print('ok', flush=True);"
+        "import time; time.sleep(60)"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", code, str(model_a_dir)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert worker.stdout.readline().strip() == "ok"
+        children = psutil.Process(worker.pid).children()
+        assert any(c.nice() == 10 for c in children)  # the lane, below the worker's priority
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(30)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive
+
+
+@pytest.mark.slow
+def test_a_dead_lane_process_is_replaced_after_a_pause(model_a_dir):
+    model, records = load_model(model_a_dir), [{"text": "Яма во дворе"}]
+    before = {c.pid for c in psutil.Process().children()}
+    runner = ProcessRunner(pause=60)
+    try:
+        assert runner.predict(model_a_dir, model, records, False)[0]["model_version"] == "test-a"
+        started = [c for c in psutil.Process().children() if c.pid not in before and c.nice()]
+        assert len(started) == 1  # the lane (the resource tracker is left alone)
+        for child in started:
+            child.kill()
+        psutil.wait_procs(started, timeout=10)
+        assert runner.predict(model_a_dir, model, records, False) is None  # the lane: in-thread
+        assert runner.predict(model_a_dir, model, records, False) is None  # no respawn yet
+        assert not [c for c in psutil.Process().children() if c.pid not in before and c.nice()]
+        runner.pause = 0
+        assert runner.predict(model_a_dir, model, records, False) is not None
+    finally:
+        runner.close()
