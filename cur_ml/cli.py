@@ -46,9 +46,11 @@ def train(
 ) -> None:
     """Train every head and save the model with its manifest."""
     from cur_ml.data import load_appeals
+    from cur_ml.model.report import PREDICTIONS_FILE
     from cur_ml.model.training import evaluate_model, headline, train_model
     from cur_ml.settings import Settings
     from cur_ml.tracking import record_run
+    from cur_ml.tracking_fields import data_input
 
     dataset = load_appeals(data, split=split)
     model = train_model(dataset, params=Settings().training_params())
@@ -59,11 +61,16 @@ def train(
         "skipped": dataset.skipped,
         "training_seconds": model.manifest["training_seconds"],
     }
-    if eval_split:
+    inputs = [data_input(dataset.frame, data, split, "train", model.manifest["data"]["sha256"])]
+    report_dir = out / "reports" / eval_split if eval_split else None
+    if eval_split and report_dir is not None:
         held_out = load_appeals(data, split=eval_split)
-        metrics = headline(evaluate_model(model, held_out.frame, out / "reports" / eval_split))
+        metrics = headline(evaluate_model(model, held_out.frame, report_dir))
         model.manifest["metrics"] = {eval_split: metrics}
         summary["metrics"] = {eval_split: metrics}
+        summary["report"] = str(report_dir / "report.md")
+        summary["predictions"] = str(report_dir / PREDICTIONS_FILE)
+        inputs.append(data_input(held_out.frame, data, eval_split, eval_split))
     model.save(out)
     summary["mlflow"] = record_run(
         Settings(),
@@ -71,7 +78,9 @@ def train(
         model=model,
         model_dir=out,
         metrics=model.manifest["metrics"],
-        report_dir=out / "reports" / eval_split if eval_split else None,
+        report_dir=report_dir,
+        split=eval_split,
+        data=inputs,
     )
     _print_json(summary)
 
@@ -137,10 +146,12 @@ def evaluate(
     """
     from cur_ml.data import load_appeals
     from cur_ml.model import load_model
+    from cur_ml.model.report import PREDICTIONS_FILE
     from cur_ml.model.training import evaluate_model, headline
     from cur_ml.profiles import apply_profile, profile_names
     from cur_ml.settings import Settings
     from cur_ml.tracking import record_run
+    from cur_ml.tracking_fields import data_input
 
     try:
         names = profile_names(profile)
@@ -153,50 +164,91 @@ def evaluate(
     per_profile = {}
     for name in names:
         report_dir = where / name
-        per_profile[name] = headline(
-            evaluate_model(routing, apply_profile(dataset.frame, name), report_dir)
-        )
+        frame = apply_profile(dataset.frame, name)
+        per_profile[name] = headline(evaluate_model(routing, frame, report_dir))
         record_run(
             Settings(),
             kind="evaluate",
             model=routing,
             metrics=per_profile[name],
             report_dir=report_dir,
-            tags={"evaluated_on": evaluated_on, "profile": name},
+            tags={"evaluated_on": evaluated_on},
+            split=split or "all",
+            profile=name,
+            data=[data_input(frame, data, split, split or "all", profile=name)],
         )
     metrics = {**per_profile[names[0]], "profile": names[0], "profiles": per_profile}
     metrics["model_version"] = routing.version
     metrics["report"] = str(where / names[0] / "report.md")
+    # One row per appeal (truth, prediction, confidences, needs_review) beside each report.
+    metrics["predictions"] = str(where / names[0] / PREDICTIONS_FILE)
     _print_json(metrics)
 
 
 @app.command()
 def quickstart() -> None:
-    """Train the default model on the bundled demo data if missing, then print its evaluation."""
+    """Train the default model on the bundled demo data if missing, then print its evaluation.
+
+    Its MLflow runs go to a scratch store in a temporary directory (printed), never to the
+    configured one: a demo model must not become anyone's champion.
+    """
+    import tempfile
+
     from cur_ml.data import load_appeals
+    from cur_ml.model.report import PREDICTIONS_FILE
     from cur_ml.model.training import ensure_default_model, evaluate_model, headline
     from cur_ml.settings import Settings
     from cur_ml.tracking import record_run
+    from cur_ml.tracking_fields import data_input
 
     settings = Settings()
+    scratch = Path(tempfile.mkdtemp(prefix="cur-ml-quickstart-"))
+    scratch_mlflow = settings.model_copy(
+        update={
+            "mlflow_tracking_uri": f"sqlite:///{scratch / 'mlflow.db'}",
+            "mlflow_artifact_location": (scratch / "artifacts").as_uri(),
+        }
+    )
     model, trained = ensure_default_model(
         settings.model_dir, settings.demo_data, params=settings.training_params()
     )
     if trained:
         record_run(
-            settings,
+            scratch_mlflow,
             kind="train-default",
             model=model,
             model_dir=settings.model_dir,
             metrics=model.manifest["metrics"],
-            aliases=("champion",),
         )
     typer.echo(
         ("trained" if trained else "loaded") + f" model {model.version} at {settings.model_dir}",
         err=True,
     )
     dev = load_appeals([settings.demo_data], split="dev")
-    _print_json(headline(evaluate_model(model, dev.frame, settings.model_dir / "reports" / "dev")))
+    report_dir = settings.model_dir / "reports" / "dev"
+    metrics = headline(evaluate_model(model, dev.frame, report_dir))
+    record_run(
+        scratch_mlflow,
+        kind="evaluate",
+        model=model,
+        metrics=metrics,
+        report_dir=report_dir,
+        split="dev",
+        data=[data_input(dev.frame, [settings.demo_data], "dev", "dev")],
+    )
+    if settings.mlflow_enabled:
+        typer.echo(
+            f"MLflow runs of this quickstart (a scratch store; {settings.mlflow_tracking_uri} "
+            f"is untouched): mlflow ui --backend-store-uri {scratch_mlflow.mlflow_tracking_uri}",
+            err=True,
+        )
+    _print_json(
+        {
+            **metrics,
+            "report": str(report_dir / "report.md"),
+            "predictions": str(report_dir / PREDICTIONS_FILE),
+        }
+    )
 
 
 @app.command()

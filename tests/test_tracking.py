@@ -71,8 +71,23 @@ def test_train_and_evaluate_are_recorded(demo_path, tmp_path, mlflow_env):
         trained.data.tags["data_sha256"]
         == json.loads((out / "manifest.json").read_text())["data"]["sha256"]
     )
-    assert trained.data.metrics["dev_reason_accuracy"] > 0.5
+    assert trained.data.metrics["reason_accuracy"] > 0.5
     assert trained.data.tags["git_commit"]
+    # One name for one number: train and evaluate log the same keys; split and profile are tags.
+    portal = next(r for r in runs if r.data.tags.get("profile") == "portal" and r is not trained)
+    assert set(trained.data.metrics) == set(portal.data.metrics)
+    assert {"reason_accuracy", "agency_macro_f1", "urgency_recall_high"} <= set(portal.data.metrics)
+    assert trained.data.metrics["reason_accuracy"] == portal.data.metrics["reason_accuracy"]
+    assert (trained.data.tags["split"], trained.data.tags["profile"]) == ("dev", "portal")
+    assert portal.data.tags["split"] == "dev"
+    # The data sets are inputs of the runs, with their hashes.
+    contexts = {
+        d.dataset.name: {t.key: t.value for t in d.tags} for d in trained.inputs.dataset_inputs
+    }
+    assert contexts["appeals@train"]["mlflow.data.context"] == "train"
+    assert contexts["appeals@train"]["sha256"] == trained.data.tags["data_sha256"]
+    assert contexts["appeals@dev"]["rows"] == str(int(portal.data.metrics["n"]))
+    assert [d.dataset.name for d in portal.inputs.dataset_inputs] == ["appeals@dev"]
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     artifacts = {a.path for a in client.list_artifacts(trained.info.run_id)}
     assert {"report", "manifest.json"} <= artifacts
@@ -80,7 +95,46 @@ def test_train_and_evaluate_are_recorded(demo_path, tmp_path, mlflow_env):
     # logged model beside the run's artifacts).
     assert client.get_model_version("cur-ml", "1").run_id == trained.info.run_id
     report = {a.path for a in client.list_artifacts(trained.info.run_id, "report")}
-    assert "report/confusion_reason.png" in report
+    assert {"report/confusion_reason.png", "report/predictions.csv"} <= report
+    # Every evaluation is linked to the registered version it judged.
+    version = client.get_model_version("cur-ml", "1")
+    assert portal.data.tags["registered_version"] == "1"
+    assert version.tags["evaluation_dev_portal"] == portal.info.run_id
+    assert json.loads(evaluate.stdout)["predictions"].endswith("portal/predictions.csv")
+
+
+def test_the_pyfunc_refuses_input_without_text(demo_model, tmp_path, mlflow_env):
+    """The signature names the appeal's fields: unknown-only columns are an error, not a guess."""
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from cur_ml.settings import Settings
+    from cur_ml.tracking import log_run
+
+    settings = Settings(
+        mlflow_enabled=True,
+        mlflow_tracking_uri=mlflow_env["CUR_ML_MLFLOW_TRACKING_URI"],
+        mlflow_artifact_location=mlflow_env["CUR_ML_MLFLOW_ARTIFACT_LOCATION"],
+    )
+    run = log_run(
+        settings,
+        kind="train",
+        model=demo_model,
+        model_dir=demo_model.save(tmp_path / "m"),
+        metrics={},
+    )
+    uri = f"models:/cur-ml/{run['registered_version']}"
+    info = mlflow.models.get_model_info(uri)
+    assert info.signature.inputs.input_names()[0] == "text"
+    assert info.saved_input_example_info is not None
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    answer = pyfunc.predict(pd.DataFrame([{"id": 7, "text": "Не работает лифт", "lat": 60}]))
+    assert answer.loc[0, "id"] == 7 and answer.loc[0, "reason"]
+    with pytest.raises(MlflowException, match="text"):
+        pyfunc.predict(pd.DataFrame([{"txt": "лифт"}]))
+    with pytest.raises(MlflowException, match="non-empty"):
+        pyfunc.predict(pd.DataFrame([{"text": "лифт"}, {"text": "  "}]))
 
 
 def test_champion_alias_resolves_to_a_loadable_model(demo_model, tmp_path, mlflow_env):

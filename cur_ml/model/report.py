@@ -1,4 +1,9 @@
-"""The human evaluation report: confusion matrices (PNG), per-class tables, worst confusions."""
+"""The human evaluation report: figures, per-class tables, worst confusions, per-row predictions.
+
+A report directory holds `report.md`, `metrics.json`, `predictions.csv` (one row per
+appeal, to slice errors by any column), `confusion_<head>.png` (every error counted: the
+top labels plus «other»), `reliability.png` and `coverage.png`.
+"""
 
 from __future__ import annotations
 
@@ -8,64 +13,82 @@ from pathlib import Path
 import pandas as pd
 
 from cur_ml.model.classifier import HEADS
-from cur_ml.model.evaluate import per_class_table, top_confusions
+from cur_ml.model.evaluate import per_class_table, predictions_table, top_confusions
+from cur_ml.model.plots import (
+    MATRIX_LABELS,
+    confusion_figure,
+    coverage_figure,
+    reliability_figure,
+)
 
-__all__ = ["write_report"]
+__all__ = ["PREDICTIONS_FILE", "markdown_table", "write_report"]
 
-_MAX_MATRIX_LABELS = 25  # larger heads show their most frequent labels only
+PREDICTIONS_FILE = "predictions.csv"
+_EXAMPLE_CHARS = 160  # an example text in a table is a hint, not the whole appeal
 
 
-def _confusion_png(side: pd.DataFrame, head: str, path: Path) -> None:
-    import matplotlib
+def _cell(value: object) -> object:
+    """A table cell that cannot break a markdown row: no newlines, `|` escaped."""
+    if not isinstance(value, str):
+        return value
+    flat = " ".join(value.split())  # newlines and tabs of citizens' texts become spaces
+    if len(flat) > _EXAMPLE_CHARS:
+        flat = flat[: _EXAMPLE_CHARS - 1] + "…"
+    return flat.replace("\\", "\\\\").replace("|", "\\|")
 
-    matplotlib.use("Agg")  # no screen on servers
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import confusion_matrix
 
-    labels = side[head].value_counts().index[:_MAX_MATRIX_LABELS].tolist()
-    mask = side[head].isin(labels) & side[f"{head}_pred"].isin(labels)
-    matrix = confusion_matrix(
-        side.loc[mask, head], side.loc[mask, f"{head}_pred"], labels=labels, normalize="true"
-    )
-    size = max(5.0, 0.35 * len(labels) + 3)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
-    short = [lab if len(lab) <= 40 else lab[:38] + "…" for lab in labels]
-    ax.set_xticks(range(len(labels)), short, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(labels)), short, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{head}: confusion (row-normalised, top {len(labels)} labels)")
-    fig.tight_layout()
+def markdown_table(frame: pd.DataFrame) -> str:
+    """`frame` as a GitHub markdown table whose text cells are safe to put in a row."""
+    if frame.empty:
+        return "_none_"
+    safe = frame.map(_cell)
+    safe.columns = [_cell(str(c)) for c in frame.columns]
+    return safe.to_markdown(index=False)
+
+
+def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_report(side: pd.DataFrame, metrics: dict, directory: Path) -> Path:
-    """Write report.md, metrics.json and one confusion PNG per head into `directory`."""
+    """Write report.md, metrics.json, predictions.csv and the figures into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "metrics.json").write_text(
         json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
+    predictions_table(side).to_csv(directory / PREDICTIONS_FILE, index=False)
+    _save(reliability_figure(side), directory / "reliability.png")
+    _save(coverage_figure(side), directory / "coverage.png")
+    review = metrics["needs_review"]
     lines = [
         "# Evaluation report",
         "",
-        f"Appeals: {metrics['n']}",
+        f"Appeals: {metrics['n']}. Every appeal with its truth, prediction and confidences: "
+        f"[{PREDICTIONS_FILE}]({PREDICTIONS_FILE}).",
         "",
-        "| head | accuracy | macro-F1 | ECE |",
-        "| --- | --- | --- | --- |",
+        "| head | accuracy | macro-F1 | ECE | accuracy without review |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for head in HEADS:
         m = metrics[head]
-        lines.append(f"| {head} | {m['accuracy']} | {m['macro_f1']} | {m['ece']} |")
+        routed = review["accuracy_without_review"][head]
+        lines.append(f"| {head} | {m['accuracy']} | {m['macro_f1']} | {m['ece']} | {routed} |")
     lines += [
         "",
-        f"Recall of urgency `high`: {metrics['urgency']['recall_high']}",
-        f"needs_review rate: {metrics['needs_review']['rate']}",
+        f"Recall of urgency `high`: {metrics['urgency']['recall_high']} "
+        f"(precision {metrics['urgency']['precision_high']}).",
+        f"needs_review rate: {review['rate']}.",
+        "",
+        "![reliability](reliability.png) ![coverage](coverage.png)",
+        "",
+        f"Confusion matrices show the {MATRIX_LABELS} most frequent true labels; every other "
+        "label is counted in the «other» row (as truth) or column (as prediction), so each "
+        "matrix sums to the number of appeals. «other» × «other» holds right and wrong "
+        "answers among the rarer labels alike; `predictions.csv` tells them apart.",
         "",
     ]
     for head in HEADS:
-        _confusion_png(side, head, directory / f"confusion_{head}.png")
+        _save(confusion_figure(side, head), directory / f"confusion_{head}.png")
         lines += [
             f"## {head}",
             "",
@@ -73,15 +96,15 @@ def write_report(side: pd.DataFrame, metrics: dict, directory: Path) -> Path:
             "",
             "### Reliability (confidence bin → accuracy)",
             "",
-            pd.DataFrame(metrics[head]["reliability"]).to_markdown(index=False),
+            markdown_table(pd.DataFrame(metrics[head]["reliability"])),
             "",
             "### Worst confusions",
             "",
-            top_confusions(side, head).to_markdown(index=False),
+            markdown_table(top_confusions(side, head)),
             "",
             "### Per class",
             "",
-            per_class_table(side, head).to_markdown(index=False),
+            markdown_table(per_class_table(side, head)),
             "",
         ]
     path = directory / "report.md"
