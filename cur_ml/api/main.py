@@ -19,6 +19,7 @@ from cur_ml.api.metrics import ApiMetrics
 from cur_ml.api.middleware import RequestContextMiddleware
 from cur_ml.api.model_slot import ModelSlot
 from cur_ml.api.routers import (
+    admin_labels,
     admin_retrain,
     corrections,
     health,
@@ -197,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predictions,
         model,
         admin_retrain,
+        admin_labels,
         health,
         metrics,
     ):

@@ -21,6 +21,8 @@ from cur_ml.data import INPUT_COLUMNS
 __all__ = [
     "AS_UTC",
     "NO_NUL",
+    "AdminCorrectionItem",
+    "AdminCorrectionsRequest",
     "Alternative",
     "Appeal",
     "Correction",
@@ -31,6 +33,10 @@ __all__ = [
     "CorrectionsResponse",
     "ErrorBody",
     "FieldProblem",
+    "LabelApprovalInfo",
+    "LabelApprovalRequest",
+    "LabelApprovalResult",
+    "LabelApprovals",
     "ModelInfo",
     "PredictRequest",
     "PredictResponse",
@@ -328,9 +334,9 @@ URGENCIES = ("high", "medium", "low")
 EXAMPLE_CORRECTION = {
     "prediction_id": "5b0f3f0e-8a43-4d3c-9d0e-2f1c7a1e9b41",
     "field": "agency",
-    "value": "Жилищное агентство Невского района",
+    "value": "СПб ГКУ ЖА Невского района",
     "operator": "ivanova",
-    "comment": "Дом на обслуживании ЖА, а не ГКУ.",
+    "comment": "Дом обслуживает жилищное агентство, а не администрация района.",
     "idempotency_key": "ivanova-2024-05-14-000123-agency",
 }
 
@@ -371,8 +377,11 @@ class CorrectionItem(BaseModel):
     value: StrictStr = Field(
         min_length=1,
         max_length=512,
-        description="Правильное значение (для `urgency`: `high`, `medium` или `low`). "
-        "Значение, совпадающее с предсказанным, — подтверждение оператором.",
+        description="Правильное значение: одна из меток обслуживающей модели (`GET /v1/model`, "
+        "`labels`) или метка, одобренная администратором; для `urgency`: `high`, `medium` или "
+        "`low`. Иное — 422 с ближайшими метками. Значение, совпадающее с предсказанным, — "
+        "подтверждение оператором. Исправленная причина (`reason`) ведёт за собой категорию и "
+        "срочность по таксономии модели, если их не исправляли отдельно.",
     )
     operator: StrictStr | None = Field(
         None, max_length=128, description="Кто исправил; по умолчанию `operator`."
@@ -412,6 +421,99 @@ class CorrectionsRequest(BaseModel):
     )
 
 
+EXAMPLE_NEW_LABEL = {
+    **EXAMPLE_CORRECTION,
+    "value": "СПб ГБУ «Мостотрест»",
+    "operator": "admin-petrova",
+    "comment": "Новое ведомство: мосты переданы ГБУ.",
+    "idempotency_key": "petrova-2024-05-14-000124-agency",
+    "allow_new_label": True,
+}
+
+
+class AdminCorrectionItem(CorrectionItem):
+    """A correction by an admin, who may bring in a label the model does not know."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_NEW_LABEL]})
+
+    allow_new_label: bool = Field(
+        False,
+        description="`true`: значение может быть новой меткой, которой нет у модели; она "
+        "записывается как одобренная (кто, когда, поле, метка) и с этих пор принимается и от "
+        "операторов. Срочность — всегда `high`, `medium` или `low`.",
+    )
+
+
+class AdminCorrectionsRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"corrections": [EXAMPLE_NEW_LABEL]}]}
+    )
+
+    corrections: list[AdminCorrectionItem] = Field(
+        min_length=1, max_length=1_000, description="От 1 до 1 000 исправлений за запрос."
+    )
+
+
+ApprovableField = Literal["category", "reason", "agency"]
+
+
+class LabelApprovalRequest(BaseModel):
+    """An admin approves a new label of a field, without a correction (imported history)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "field": "agency",
+                    "label": "СПб ГБУ «Мостотрест»",
+                    "approved_by": "admin-petrova",
+                    "comment": "Есть в истории портала, нет в обучающих данных.",
+                }
+            ]
+        },
+    )
+
+    field: ApprovableField = Field(description="Поле, которому добавляется метка.")
+    label: StrictStr = Field(min_length=1, max_length=512, description="Новая метка.")
+    approved_by: StrictStr | None = Field(
+        None, max_length=128, description="Кто одобрил; по умолчанию `admin`."
+    )
+    comment: StrictStr | None = Field(None, max_length=2_000, description="Почему.")
+
+    _check_unicode = field_validator("approved_by", "comment")(_storable)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        _storable(value)
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+
+class LabelApprovalInfo(BaseModel):
+    """A label an admin approved."""
+
+    id: int
+    field: str
+    label: str
+    approved_by: str
+    comment: str | None
+    prediction_id: str | None = Field(description="Исправление, с которым метка пришла.")
+    correction_key: str | None = Field(description="`idempotency_key` того исправления.")
+    at: str = Field(description="Когда одобрена, ISO 8601 (UTC).")
+
+
+class LabelApprovalResult(LabelApprovalInfo):
+    created: bool = Field(description="`false`: метка уже была одобрена раньше.")
+
+
+class LabelApprovals(BaseModel):
+    approvals: list[LabelApprovalInfo] = Field(description="Старые первыми.")
+
+
 class Correction(BaseModel):
     """A stored correction."""
 
@@ -424,12 +526,25 @@ class Correction(BaseModel):
     value: str
     operator: str
     comment: str | None
-    source: str = Field(description="`api` (оператор) или `import` (загруженная история).")
+    source: str = Field(
+        description="`api` (оператор), `admin`, `console`, `import` (загруженная история) или "
+        "`derived` (последовало за исправленной причиной)."
+    )
     at: str = Field(description="Когда сохранено, ISO 8601 (UTC).")
 
 
 class CorrectionResult(Correction):
     created: bool = Field(description="`false`: ключ повтора уже был, возвращена прежняя запись.")
+    derived: list[Correction] = Field(
+        default_factory=list,
+        description="Поля, последовавшие за исправленной причиной (категория, срочность), "
+        "записанные вместе с ней (`source`: `derived`).",
+    )
+    new_label: bool = Field(
+        False,
+        description="Значения нет среди меток модели: это метка, одобренная администратором "
+        "(этим запросом или раньше).",
+    )
 
 
 class CorrectionsResponse(BaseModel):

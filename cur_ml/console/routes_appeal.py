@@ -33,6 +33,7 @@ from cur_ml.console.web import (
     stores,
 )
 from cur_ml.errors import IdempotencyKeyReusedError, StoreBusyError
+from cur_ml.retrain.approvals import LabelBook
 from cur_ml.store.corrections import CorrectionIn
 
 __all__ = ["router"]
@@ -119,9 +120,12 @@ def _heads(record: Any, history: list[Any], labels: dict[str, list[str]]) -> lis
 def _store(
     request: Request, session: ConsoleSession, found: Stores, items: list[CorrectionIn]
 ) -> Response | None:
-    """Store corrections as the API does (then maybe an automatic retrain); a page on failure."""
+    """Store corrections as the API does (a changed reason moves category and urgency with
+    it; then maybe an automatic retrain); a page on failure."""
+    model = getattr(request.app.state.slot, "model", None)
+    follow = LabelBook.of(model).follows if model is not None else None
     try:
-        stored = found.corrections.add_many(items)
+        stored = found.corrections.add(items, follow=follow).items
     except IdempotencyKeyReusedError:
         return message(
             request,

@@ -1,9 +1,12 @@
 """Corrected labels: apply correction events to labelled appeals (the latest event of a field wins).
 
 A corrected `reason` also fixes `category`, `urgency` and `deadline_days`, which follow from it.
+Only labels the base data knows, or an admin approved, are learned (`approved_events`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -11,9 +14,67 @@ import pandas as pd
 from cur_ml.errors import DataError
 from cur_ml.model.taxonomy import Taxonomy
 
-__all__ = ["CORRECTABLE", "apply_corrections", "latest_corrections"]
+__all__ = [
+    "CORRECTABLE",
+    "apply_corrections",
+    "approved_events",
+    "known_labels",
+    "latest_corrections",
+]
 
 CORRECTABLE = ("category", "reason", "urgency", "agency")
+_URGENCIES = frozenset(("high", "medium", "low"))
+
+
+def known_labels(*sources: pd.DataFrame | Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
+    """The labels of each correctable field in labelled frames (their columns) or label sets
+    (`RoutingModel.label_sets()`, a manifest's `labels`), united."""
+    out: dict[str, set[str]] = {f: set() for f in CORRECTABLE}
+    for source in sources:
+        for f in CORRECTABLE:
+            if f in source:
+                out[f].update(str(v) for v in source[f] if isinstance(v, str) and v)
+    return out
+
+
+def approved_events(
+    events: pd.DataFrame,
+    known: Mapping[str, Iterable[str]],
+    approvals: Mapping[str, Iterable[str]],
+    served: Mapping[str, Iterable[str]] | None = None,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The correction events whose new label training may learn, and how many of each field
+    were refused.
+
+    A label is learnable when the base data knows it (`known`, see `known_labels`) or an admin
+    approved it (`approvals`, `LabelApprovalRepository.by_field`); urgency is always one of
+    high/medium/low. `served`: the label sets of the model operators corrected (the champion's
+    `label_sets()`), allowed for their corrections but not for imported history (`source`
+    `import`), which was never checked. Anything else — free text that reached the store
+    before labels were checked, or history naming a label the base data never had — is
+    refused, so that it cannot become a class of the next model.
+    """
+    missing = {"field", "new"} - set(events.columns)
+    if missing:
+        raise DataError(f"corrections lack column(s): {', '.join(sorted(missing))}")
+    fields = events["field"].to_numpy()
+    values = events["new"].astype(str)
+    checked = (
+        (events["source"] != "import").to_numpy()
+        if served is not None and "source" in events.columns
+        else np.zeros(len(events), dtype=bool)
+    )
+    ok = np.zeros(len(events), dtype=bool)
+    for f in CORRECTABLE:
+        allowed = set(known.get(f, ())) | set(approvals.get(f, ()))
+        extra = set((served or {}).get(f, ())) - allowed
+        if f == "urgency":
+            allowed, extra = allowed & _URGENCIES, extra & _URGENCIES
+        here = fields == f
+        ok |= here & values.isin(allowed).to_numpy()
+        ok |= here & checked & values.isin(extra).to_numpy()
+    refused = {f: int(((fields == f) & ~ok).sum()) for f in CORRECTABLE}
+    return events[ok], refused
 
 
 def latest_corrections(events: pd.DataFrame, key: str = "appeal_id") -> pd.DataFrame:

@@ -2,12 +2,15 @@
 
 Nothing here is ever updated or deleted; the latest correction of a field wins. A
 client-supplied `idempotency_key` makes retries safe: the same key stores one row.
+A corrected reason may bring derived rows (`source` = `derived`) for the fields that
+follow it, and a correction may approve its new label, all in the one transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cur_ml.errors import IdempotencyKeyReusedError, UnknownPredictionError
 from cur_ml.store.db import Base, aware
+from cur_ml.store.label_approvals import LabelApproval, LabelApprovalIn, insert_approvals
 from cur_ml.store.predictions import HEAD_FIELDS, PredictionRecord
 
 __all__ = [
@@ -26,10 +30,18 @@ __all__ = [
     "CorrectionIn",
     "CorrectionRecord",
     "CorrectionRepository",
+    "Follow",
+    "Stored",
     "effective_labels",
 ]
 
 CORRECTABLE_FIELDS = HEAD_FIELDS
+#: `source` of a row that followed a corrected reason (not an operator's own decision).
+DERIVED = "derived"
+#: Fields that may follow a corrected reason (which of them, and to what, `Follow` says).
+FOLLOWER_FIELDS = ("category", "urgency")
+#: reason → the values of the fields that follow it (empty when none do).
+Follow = Callable[[str], Mapping[str, str]]
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
 
 
@@ -49,7 +61,8 @@ class CorrectionRecord(Base):
     new_value: Mapped[str] = mapped_column(String(512))
     operator: Mapped[str] = mapped_column(String(128), index=True)
     comment: Mapped[str | None] = mapped_column(Text)
-    #: `api` (an operator now) or `import` (history from a file).
+    #: `api` (an operator now), `admin`, `console`, `import` (history from a file), or
+    #: `derived` (followed a corrected reason).
     source: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
@@ -128,20 +141,34 @@ def _labels(session: Session, ids: Sequence[str]) -> dict[str, dict[str, str]]:
     return out
 
 
-def _latest(session: Session, ids: Sequence[str]) -> dict[tuple[str, str], str]:
-    """(prediction_id, field) → value of its latest correction."""
+def _latest(
+    session: Session, ids: Sequence[str]
+) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]]]:
+    """(prediction_id, field) → value of its latest correction; and the (prediction_id, field)
+    pairs someone corrected on their own (not only as a follower of a reason)."""
     out: dict[tuple[str, str], str] = {}
+    own: set[tuple[str, str]] = set()
     for start in range(0, len(ids), 500):
         q = (
             select(
-                CorrectionRecord.prediction_id, CorrectionRecord.field, CorrectionRecord.new_value
+                CorrectionRecord.prediction_id,
+                CorrectionRecord.field,
+                CorrectionRecord.new_value,
+                CorrectionRecord.source,
             )
             .where(CorrectionRecord.prediction_id.in_(ids[start : start + 500]))
             .order_by(CorrectionRecord.id)
         )
-        for pid, field, value in session.execute(q):
+        for pid, field, value, source in session.execute(q):
             out[(pid, field)] = value
-    return out
+            if source != DERIVED:
+                own.add((pid, field))
+    return out, own
+
+
+def _derived_key(parent: str, field: str) -> str:
+    """The key of a row derived from `parent`: a retry of the parent derives nothing twice."""
+    return f"{DERIVED}:{field}:" + hashlib.sha256(parent.encode("utf-8")).hexdigest()[:40]
 
 
 def _by_keys(session: Session, keys: Sequence[str]) -> dict[str, CorrectionRecord]:
@@ -185,6 +212,75 @@ def effective_labels(
     return out
 
 
+def _follower(parent: dict[str, Any], field: str, value: str, old: str) -> dict[str, Any]:
+    """The row of a field that moves with a corrected reason."""
+    return {
+        **parent,
+        "idempotency_key": _derived_key(parent["idempotency_key"], field),
+        "field": field,
+        "old_value": old,
+        "new_value": value,
+        "comment": f"следует из reason «{parent['new_value']}»"[:2000],
+        "source": DERIVED,
+    }
+
+
+def _placed(
+    rows: list[dict[str, Any]],
+    before: dict[str, CorrectionRecord],
+    labels: dict[str, dict[str, str]],
+    current: dict[tuple[str, str], str],
+    own: set[tuple[str, str]],
+    follow: Follow | None,
+) -> list[dict[str, Any]]:
+    """The rows to insert, in order: each new row gets the `old_value` in force before it,
+    and a reason that changes is followed by the rows of the fields that move with it."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for row in rows:
+        key, pid = row["idempotency_key"], row["prediction_id"]
+        out.append(row)  # repeats too: the insert ignores them, the caller finds them
+        if key in before or key in seen:
+            continue
+        seen.add(key)
+        if not pid:
+            continue
+        field = row["field"]
+        old = current.get((pid, field), labels[pid][field])
+        row["old_value"] = old
+        current[(pid, field)] = row["new_value"]
+        if follow is None or field != "reason" or row["new_value"] == old:
+            continue
+        for other, value in follow(row["new_value"]).items():
+            prev = current.get((pid, other), labels[pid][other])
+            if other not in FOLLOWER_FIELDS or (pid, other) in own or prev == value:
+                continue
+            current[(pid, other)] = value
+            out.append(_follower(row, other, value, prev))
+    return out
+
+
+def _approval(row: dict[str, Any]) -> LabelApprovalIn:
+    return LabelApprovalIn(
+        field=row["field"],
+        label=row["new_value"],
+        approved_by=row["operator"],
+        comment=row["comment"],
+        prediction_id=row["prediction_id"],
+        correction_key=row["idempotency_key"],
+    )
+
+
+@dataclass
+class Stored:
+    """What one `add` stored: a (row, is new) per item, the rows derived from each item
+    (by position), and the label approvals it made (each with whether it is new)."""
+
+    items: list[tuple[CorrectionRecord, bool]]
+    derived: dict[int, list[CorrectionRecord]]
+    approvals: list[tuple[LabelApproval, bool]]
+
+
 class CorrectionRepository:
     """Append and query corrections; every call is one short transaction."""
 
@@ -201,18 +297,32 @@ class CorrectionRepository:
             yield session
 
     def add_many(self, items: Sequence[CorrectionIn]) -> list[tuple[CorrectionRecord, bool]]:
-        """Store corrections in one transaction (committed on return); each stored row and
-        whether it is new.
+        """Store corrections in one transaction; each stored row and whether it is new."""
+        return self.add(items).items
+
+    def add(
+        self,
+        items: Sequence[CorrectionIn],
+        *,
+        follow: Follow | None = None,
+        new_labels: Collection[int] = (),
+    ) -> Stored:
+        """Store corrections in one transaction (committed on return).
 
         A key seen before returns the row stored then (a retry), not a duplicate. A correction
         of a served prediction gets `old_value` = the field's effective value before it (its
-        latest correction, else the predicted label). Raises `UnknownPredictionError` when a
-        `prediction_id` is not stored, `IdempotencyKeyReusedError` when a key already stored
-        a different correction; nothing is stored then.
+        latest correction, else the predicted label). With `follow`, a reason that changes
+        moves the fields `follow(reason)` names, unless someone corrected such a field of that
+        prediction on their own (earlier, or in this request). `new_labels`: positions of items
+        whose value is a new label an admin approves with them. Raises
+        `UnknownPredictionError` when a `prediction_id` is not stored,
+        `IdempotencyKeyReusedError` when a key already stored a different correction; nothing
+        is stored then.
         """
         rows = [item.row() for item in items]
         keys = [r["idempotency_key"] for r in rows]
         ids = sorted({r["prediction_id"] for r in rows if r["prediction_id"]})
+        own_now = {(r["prediction_id"], r["field"]) for r in rows if r["prediction_id"]}
         with self._writing() as session:
             labels = _labels(session, ids)
             unknown = [
@@ -224,30 +334,30 @@ class CorrectionRepository:
                 raise UnknownPredictionError(unknown, [rows[i]["prediction_id"] for i in unknown])
             before = _by_keys(session, keys)
             _check_reuse(rows, before)
-            current = _latest(session, ids)
-            seen: set[str] = set()
-            for row in rows:
-                key, pid = row["idempotency_key"], row["prediction_id"]
-                if key in before or key in seen:
-                    continue
-                seen.add(key)
-                if pid:
-                    field = row["field"]
-                    row["old_value"] = current.get((pid, field), labels[pid][field])
-                    current[(pid, field)] = row["new_value"]
+            current, own = _latest(session, ids)
+            own |= own_now
+            to_insert = _placed(rows, before, labels, current, own, follow)
+            approvals = insert_approvals(session, [_approval(rows[i]) for i in new_labels])
             inserted: set[str] = set()
-            if rows:
+            if to_insert:
                 stmt = _insert_ignoring_duplicates(self.engine).returning(
                     CorrectionRecord.idempotency_key
                 )
-                inserted = set(session.scalars(stmt, rows))
-            stored = _by_keys(session, keys)
+                inserted = set(session.scalars(stmt, to_insert))
+            # A reason's followers, also those stored by an earlier try of the same key.
+            followers = {
+                i: [_derived_key(r["idempotency_key"], f) for f in FOLLOWER_FIELDS]
+                for i, r in enumerate(rows)
+                if r["prediction_id"] and r["field"] == "reason"
+            }
+            stored = _by_keys(session, keys + [k for ks in followers.values() for k in ks])
             _check_reuse(rows, stored)  # a concurrent request may have used a key meanwhile
         out, seen = [], set()
         for key in keys:
             out.append((stored[key], key in inserted and key not in seen))
             seen.add(key)
-        return out
+        derived = {i: [stored[k] for k in ks if k in stored] for i, ks in followers.items()}
+        return Stored(out, {i: rs for i, rs in derived.items() if rs}, approvals)
 
     def history(self, prediction_id: str) -> list[CorrectionRecord]:
         """Every correction of one prediction, oldest first."""

@@ -105,8 +105,14 @@ def test_choosing_an_alternative_corrects_one_field_once(card):
 
 def test_any_label_from_the_list_and_urgency_in_russian(card):
     client, pid, html = card
-    labels = client.app.state.slot.model.label_sets()
-    reason = labels["reason"][-1]
+    model = client.app.state.slot.model
+    record = client.app.state.predictions.get(pid)
+    tax = model.classifier.taxonomy_
+    # A reason of another category: it moves category (and urgency) with it.
+    reason = next(
+        r for r in reversed(model.label_sets()["reason"]) if tax.category_of[r] != record.category
+    )
+    implied = {"category": tax.category_of[reason], "urgency": tax.urgency_of[reason]}
     r = client.post(
         f"/console/appeals/{pid}/corrections", data={**_form(html, "reason"), "custom": reason}
     )
@@ -115,9 +121,11 @@ def test_any_label_from_the_list_and_urgency_in_russian(card):
         f"/console/appeals/{pid}/corrections", data={**_form(html, "urgency"), "custom": "низкая"}
     )
     assert r.status_code == 303
-    assert [(c.field, c.new_value) for c in _stored(client, pid)] == [
-        ("reason", reason),
-        ("urgency", "low"),
+    followers = [(f, v, "derived") for f, v in implied.items() if v != getattr(record, f)]
+    assert [(c.field, c.new_value, c.source) for c in _stored(client, pid)] == [
+        ("reason", reason, "console"),
+        *followers,
+        ("urgency", "low", "console"),  # corrected on its own, after the reason
     ]
 
 

@@ -17,6 +17,18 @@ APPEALS = [
     {"id": 2, "text": "На остановке не горит фонарь", "source": "vk"},
     {"id": "a3", "text": "Течёт крыша, вода в квартире"},
 ]
+AGENCY = "СПб ГКУ ЖА Невского района"
+#: Labels of the demo model (corrections may carry only labels the served model knows).
+LABELS = {
+    "category": ["Благоустройство", "Кровля", "Фасад", "Подвалы", "Водоснабжение"],
+    "agency": [
+        AGENCY,
+        "Администрация Невского района",
+        "Комитет по транспорту",
+        "СПб ГБУ «Ленсвет»",
+    ],
+    "urgency": ["high", "medium", "low"],
+}
 
 
 def _stored(client) -> int:
@@ -45,7 +57,7 @@ def test_a_correction_is_stored_with_the_value_in_force_before(served):
         {
             "prediction_id": preds[1]["prediction_id"],
             "field": "agency",
-            "value": "  Жилищное агентство Невского района ",
+            "value": "  СПб ГКУ ЖА Невского района ",
             "operator": "ivanova",
             "comment": "дом обслуживает ЖА",
             "idempotency_key": "k-1",
@@ -64,7 +76,7 @@ def test_a_correction_is_stored_with_the_value_in_force_before(served):
     assert second == {
         **second,
         "old_value": preds[1]["agency"],
-        "value": "Жилищное агентство Невского района",
+        "value": "СПб ГКУ ЖА Невского района",
         "operator": "ivanova",
         "comment": "дом обслуживает ЖА",
         "idempotency_key": "k-1",
@@ -79,7 +91,7 @@ def test_the_same_idempotency_key_stores_once(served):
     item = {
         "prediction_id": preds[0]["prediction_id"],
         "field": "category",
-        "value": "Дороги",
+        "value": "Благоустройство",
         "idempotency_key": "op7-0001",
     }
     first = _post(client, item)
@@ -90,7 +102,7 @@ def test_the_same_idempotency_key_stores_once(served):
     assert {k: v for k, v in a.items() if k != "created"} == {
         k: v for k, v in b.items() if k != "created"
     }
-    mixed = _post(client, item, {**item, "idempotency_key": "op7-0002", "value": "Транспорт"})
+    mixed = _post(client, item, {**item, "idempotency_key": "op7-0002", "value": "Кровля"})
     assert mixed.status_code == 201
     assert [c["created"] for c in mixed.json()["corrections"]] == [False, True]
     twice = _post(client, *[{**item, "idempotency_key": "op7-0003"}] * 2)  # one key twice
@@ -104,14 +116,15 @@ def test_a_key_reused_for_another_correction_is_refused_and_nothing_is_stored(se
     pid = preds[0]["prediction_id"]
     assert (
         _post(
-            client, {"prediction_id": pid, "field": "reason", "value": "A", "idempotency_key": "k"}
+            client,
+            {"prediction_id": pid, "field": "category", "value": "Кровля", "idempotency_key": "k"},
         ).status_code
         == 201
     )
     r = _post(
         client,
-        {"prediction_id": pid, "field": "agency", "value": "B", "idempotency_key": "new"},
-        {"prediction_id": pid, "field": "reason", "value": "другое", "idempotency_key": "k"},
+        {"prediction_id": pid, "field": "agency", "value": AGENCY, "idempotency_key": "new"},
+        {"prediction_id": pid, "field": "category", "value": "Фасад", "idempotency_key": "k"},
     )
     assert r.status_code == 422
     assert r.json()["detail"][0]["field"] == "corrections[1].idempotency_key"
@@ -122,8 +135,12 @@ def test_an_unknown_prediction_is_named_and_the_request_stores_nothing(served):
     client, preds = served
     r = _post(
         client,
-        {"prediction_id": preds[0]["prediction_id"], "field": "reason", "value": "X"},
-        {"prediction_id": "00000000-0000-4000-8000-000000000000", "field": "reason", "value": "X"},
+        {"prediction_id": preds[0]["prediction_id"], "field": "category", "value": "Кровля"},
+        {
+            "prediction_id": "00000000-0000-4000-8000-000000000000",
+            "field": "urgency",
+            "value": "low",
+        },
     )
     assert r.status_code == 422
     body = r.json()
@@ -186,7 +203,7 @@ def test_invalid_bodies_are_named(client_a, body, field):
 
 def test_at_most_1000_corrections_per_request(client_a):
     client, pid = client_a
-    item = {"prediction_id": pid, "field": "reason", "value": "x"}
+    item = {"prediction_id": pid, "field": "category", "value": "Кровля"}
     r = client.post("/v1/corrections", json={"corrections": [item] * 1001}, headers=OP)
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "corrections"
     r = client.post("/v1/corrections", json={"corrections": [item] * 1000}, headers=OP)
@@ -201,7 +218,7 @@ def test_not_json_is_a_4xx_naming_the_body(client_a):
 
 def test_roles(client_a):
     client, pid = client_a
-    item = {"prediction_id": pid, "field": "reason", "value": "x"}
+    item = {"prediction_id": pid, "field": "category", "value": "Кровля"}
     assert _post(client, item, headers={}).status_code == 401
     wrong = _post(client, item, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 403 and wrong.json()["error"] == "forbidden"
@@ -238,31 +255,31 @@ def test_history_is_oldest_first_and_the_latest_correction_wins(served):
     client, preds = served
     p = preds[2]
     pid = p["prediction_id"]
-    for value in ("Первое", "Второе"):
+    for value in ("Кровля", "Фасад"):
         assert (
             _post(client, {"prediction_id": pid, "field": "category", "value": value}).status_code
             == 201
         )
     r = _post(
         client,
-        {"prediction_id": pid, "field": "category", "value": "Третье"},
-        {"prediction_id": pid, "field": "category", "value": "Четвёртое"},
+        {"prediction_id": pid, "field": "category", "value": "Подвалы"},
+        {"prediction_id": pid, "field": "category", "value": "Водоснабжение"},
         {"prediction_id": pid, "field": "urgency", "value": "high"},
     )
-    assert [c["old_value"] for c in r.json()["corrections"]] == ["Второе", "Третье", p["urgency"]]
+    assert [c["old_value"] for c in r.json()["corrections"]] == ["Фасад", "Подвалы", p["urgency"]]
     detail = client.get(f"/v1/predictions/{pid}", headers=OP)
     assert detail.status_code == 200
     body = detail.json()
     assert [c["value"] for c in body["corrections"]] == [
-        "Первое",
-        "Второе",
-        "Третье",
-        "Четвёртое",
+        "Кровля",
+        "Фасад",
+        "Подвалы",
+        "Водоснабжение",
         "high",
     ]
-    assert [c["old_value"] for c in body["corrections"]][:2] == [p["category"], "Первое"]
+    assert [c["old_value"] for c in body["corrections"]][:2] == [p["category"], "Кровля"]
     assert body["effective"] == {
-        "category": "Четвёртое",
+        "category": "Водоснабжение",
         "reason": p["reason"],
         "urgency": "high",
         "agency": p["agency"],
@@ -302,7 +319,7 @@ def test_a_slow_store_delays_the_answer_never_the_record(app_on):
         assert r.status_code == 200 and time.monotonic() - started >= 0.5
         pid = r.json()["predictions"][0]["prediction_id"]
         assert client.app.state.predictions.get(pid) is not None  # stored before answered
-        c = _post(client, {"prediction_id": pid, "field": "reason", "value": "Другая"})
+        c = _post(client, {"prediction_id": pid, "field": "category", "value": "Кровля"})
         assert c.status_code == 201, c.text
         assert client.get(f"/v1/predictions/{pid}", headers=OP).status_code == 200
 
@@ -312,15 +329,16 @@ def test_listing_pages_by_cursor_and_filters(served):
     items = []
     for i in range(25):
         p = preds[i % 3]
-        field = ("category", "reason", "agency")[i % 3]
+        field = ("category", "agency", "urgency")[i % 3]
         items.append(
             {
                 "prediction_id": p["prediction_id"],
                 "field": field,
-                "value": f"v{i}",
+                "value": LABELS[field][i % len(LABELS[field])],
                 "operator": "petrov" if i % 5 == 0 else "ivanova",
             }
         )
+    sent = [item["value"] for item in items]
     assert _post(client, *items).status_code == 201
     seen, cursor, pages = [], 0, 0
     while True:
@@ -332,7 +350,7 @@ def test_listing_pages_by_cursor_and_filters(served):
         if body["next_cursor"] is None:
             break
         cursor = body["next_cursor"]
-    assert pages == 3 and [c["value"] for c in seen] == [f"v{i}" for i in range(25)]
+    assert pages == 3 and [c["value"] for c in seen] == sent
     ids = [c["id"] for c in seen]
     assert ids == sorted(ids) and len(set(ids)) == 25
 
@@ -341,9 +359,9 @@ def test_listing_pages_by_cursor_and_filters(served):
         assert r.status_code == 200, r.text
         return [c["value"] for c in r.json()["corrections"]]
 
-    assert values(field="reason") == [f"v{i}" for i in range(1, 25, 3)]
-    assert values(operator="petrov") == [f"v{i}" for i in range(0, 25, 5)]
-    assert values(prediction_id=preds[1]["prediction_id"]) == [f"v{i}" for i in range(1, 25, 3)]
+    assert values(field="agency") == sent[1::3]
+    assert values(operator="petrov") == sent[::5]
+    assert values(prediction_id=preds[1]["prediction_id"]) == sent[1::3]
     now = datetime.now(UTC)
     assert len(values(since=(now - timedelta(minutes=5)).isoformat())) == 25
     assert values(since=(now + timedelta(minutes=5)).isoformat()) == []
@@ -378,6 +396,9 @@ def test_openapi_documents_the_routes_in_russian(client_a):
         ("/v1/admin/retrain", "post"),
         ("/v1/admin/retrain", "get"),
         ("/v1/admin/retrain/{run_id}", "get"),
+        ("/v1/admin/corrections", "post"),
+        ("/v1/admin/labels", "post"),
+        ("/v1/admin/labels", "get"),
     ]:
         op = paths[path][method]
         assert any("а" <= ch <= "я" for ch in op["summary"].lower()), op["summary"]

@@ -25,6 +25,9 @@ OPERATIONS = [
     ("/v1/review-queue", "GET"),
     ("/v1/predictions/{prediction_id}", "GET"),
     ("/v1/admin/retrain/{run_id}", "GET"),
+    ("/v1/admin/corrections", "POST"),
+    ("/v1/admin/labels", "POST"),
+    ("/v1/admin/labels", "GET"),
 ]
 
 

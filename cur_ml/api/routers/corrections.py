@@ -1,4 +1,8 @@
-"""`POST /v1/corrections` (operators say what a field should have been) and `GET` their history."""
+"""`POST /v1/corrections` (operators say what a field should have been) and `GET` their history.
+
+A correction carries a label of the served model (or one an admin approved); a corrected
+reason moves the category and urgency its taxonomy ties to it.
+"""
 
 from __future__ import annotations
 
@@ -14,24 +18,30 @@ from cur_ml.api.deps import (
     CorrectionsDep,
     OperatorAuth,
     RetrainJobsDep,
+    SlotDep,
     WriterDep,
     store_errors,
 )
+from cur_ml.api.model_slot import ModelSlot
 from cur_ml.api.schemas import (
     AS_UTC,
     NO_NUL,
+    AdminCorrectionItem,
     CorrectableField,
+    CorrectionItem,
     CorrectionPage,
     CorrectionsRequest,
     CorrectionsResponse,
     ErrorBody,
 )
 from cur_ml.errors import IdempotencyKeyReusedError, UnknownPredictionError
+from cur_ml.retrain.approvals import LabelBook, contradictions
 from cur_ml.retrain.jobs import RetrainJobs
-from cur_ml.store.corrections import CorrectionIn, CorrectionRecord, CorrectionRepository
+from cur_ml.store.corrections import CorrectionIn, CorrectionRepository, Stored
+from cur_ml.store.label_approvals import LabelApprovalRepository
 from cur_ml.store.writer import PredictionWriter
 
-__all__ = ["AUTH_ERRORS", "router"]
+__all__ = ["AUTH_ERRORS", "CORRECTION_ERRORS", "accept_corrections", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -45,27 +55,48 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Нет токена"},
     403: {"model": ErrorBody, "description": "Токен не даёт нужной роли, или маршрут выключен"},
 }
-_STORE_DOWN = {503: {"model": ErrorBody, "description": "Хранилище недоступно; повторите"}}
+_STORE_DOWN = {
+    503: {"model": ErrorBody, "description": "Хранилище недоступно или модель ещё не загружена"}
+}
+#: The answers of a corrections request other than 2xx, documented once for both routes.
+CORRECTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    **AUTH_ERRORS,
+    422: {
+        "model": ErrorBody,
+        "description": "Неверный ввод: поле и проблема в `detail`. Метка, которой нет у модели, "
+        "называется с ближайшими метками; противоречие причины и категории (срочности) в одном "
+        "запросе называет оба поля",
+    },
+    **_STORE_DOWN,
+}
 
 
 def _problems(positions: list[int], field: str, problem: str) -> RequestValidationError:
+    return _named({i: [problem] for i in positions}, field)
+
+
+def _named(problems: dict[int, list[str]], field: str) -> RequestValidationError:
+    """One entry per item (its problems joined), in request order."""
     return RequestValidationError(
         [
-            {"type": "value_error", "loc": ("body", "corrections", i, field), "msg": problem}
-            for i in positions
+            {"type": "value_error", "loc": ("body", "corrections", i, field), "msg": "; ".join(p)}
+            for i, p in sorted(problems.items())
         ]
     )
 
 
 def _store(
-    repo: CorrectionRepository, writer: PredictionWriter, items: list[CorrectionIn]
-) -> list[tuple[CorrectionRecord, bool]]:
+    repo: CorrectionRepository,
+    writer: PredictionWriter,
+    items: list[CorrectionIn],
+    **options: Any,
+) -> Stored:
     """Store in one transaction; an unknown prediction_id is retried once after the writer
     flushed (a prediction answered a moment ago may still wait in its queue)."""
     for attempt in (1, 2):
         try:
             with store_errors():
-                return repo.add_many(items)
+                return repo.add(items, **options)
         except UnknownPredictionError as exc:
             if attempt == 1:
                 writer.flush(FLUSH_SECONDS)
@@ -80,6 +111,76 @@ def _store(
                 "this idempotency_key already stored a different correction",
             ) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _new_labels(
+    body: list[CorrectionItem], book: LabelBook, approvals: LabelApprovalRepository
+) -> set[int]:
+    """Positions whose value the model does not know but an admin approves now (or did
+    before); raises the 422 naming every other unknown label, with the closest ones."""
+    unknown = {
+        i: (c.field, c.value) for i, c in enumerate(body) if not book.knows(c.field, c.value)
+    }
+    if not unknown:
+        return set()
+    with store_errors():
+        approved = approvals.approved(unknown.values())
+    allowed = {
+        i
+        for i, pair in unknown.items()
+        if pair in approved or getattr(body[i], "allow_new_label", False)
+    }
+    refused = {i: [book.unknown(*pair)] for i, pair in unknown.items() if i not in allowed}
+    if refused:
+        raise _named(refused, "value")
+    return allowed
+
+
+def accept_corrections(
+    body: list[CorrectionItem] | list[AdminCorrectionItem],
+    *,
+    source: str,
+    slot: ModelSlot,
+    corrections: CorrectionRepository,
+    writer: PredictionWriter,
+    jobs: RetrainJobs,
+) -> JSONResponse:
+    """Check the labels against the served model, store with the followers of each corrected
+    reason, start an automatic retrain if due; the answer of both correction routes."""
+    book = LabelBook.of(slot.require())
+    new = _new_labels(body, book, LabelApprovalRepository(corrections.engine))
+    clashes = contradictions([(c.prediction_id, c.field, c.value) for c in body], book)
+    if clashes:
+        raise _named(clashes, "value")
+    items = [
+        CorrectionIn(
+            field=c.field,
+            new_value=c.value,
+            operator=(c.operator or "").strip() or "operator",
+            prediction_id=c.prediction_id,
+            comment=c.comment,
+            idempotency_key=c.idempotency_key,
+            source=source,
+        )
+        for c in body
+    ]
+    fresh = [i for i in sorted(new) if getattr(body[i], "allow_new_label", False)]
+    stored = _store(corrections, writer, items, follow=book.follows, new_labels=fresh)
+    created = any(is_new for _, is_new in stored.items)
+    if created:
+        _auto_retrain(jobs)
+    payload = {
+        "corrections": [
+            {
+                **rec.to_dict(),
+                "created": is_new,
+                "derived": [d.to_dict() for d in stored.derived.get(i, [])],
+                "new_label": i in new,
+            }
+            for i, (rec, is_new) in enumerate(stored.items)
+        ]
+    }
+    return JSONResponse(payload, status_code=201 if created else 200)
 
 
 def _auto_retrain(jobs: RetrainJobs) -> None:
@@ -100,9 +201,7 @@ def _auto_retrain(jobs: RetrainJobs) -> None:
     summary="Исправления операторов: какое значение поля было правильным",
     responses={
         200: {"model": CorrectionsResponse, "description": "Всё уже было сохранено (повтор)"},
-        **AUTH_ERRORS,
-        422: {"model": ErrorBody, "description": "Неверный ввод: поле и проблема в `detail`"},
-        **_STORE_DOWN,
+        **CORRECTION_ERRORS,
     },
 )
 def post_corrections(
@@ -111,31 +210,30 @@ def post_corrections(
     corrections: CorrectionsDep,
     writer: WriterDep,
     jobs: RetrainJobsDep,
+    slot: SlotDep,
 ) -> JSONResponse:
     """Store the corrections of one request in one transaction; the answer comes after the
     commit, so a 2xx correction is durable. `old_value` is the field's value in force before
     (its previous correction, else the prediction). A correction with the predicted value is
     an acceptance: the prediction leaves the review queue all the same.
 
+    A value must be a label of the served model (`GET /v1/model`) or one an admin approved
+    (`POST /v1/admin/corrections` with `allow_new_label`); anything else is a 422 naming the
+    item and the closest labels. A reason that changes moves the category and urgency its
+    taxonomy ties to it (`derived` in its answer), unless those were corrected on their own
+    for that prediction; a category or urgency in the same request that contradicts the
+    reason is a 422 naming both.
+
     201 when anything new was stored, 200 when every item was a repeat of its
     `idempotency_key` (`created: false`, the stored record returned)."""
-    items = [
-        CorrectionIn(
-            field=c.field,
-            new_value=c.value,
-            operator=(c.operator or "").strip() or "operator",
-            prediction_id=c.prediction_id,
-            comment=c.comment,
-            idempotency_key=c.idempotency_key,
-        )
-        for c in body.corrections
-    ]
-    stored = _store(corrections, writer, items)
-    created = any(new for _, new in stored)
-    if created:
-        _auto_retrain(jobs)
-    payload = {"corrections": [{**rec.to_dict(), "created": new} for rec, new in stored]}
-    return JSONResponse(payload, status_code=201 if created else 200)
+    return accept_corrections(
+        body.corrections,
+        source="api",
+        slot=slot,
+        corrections=corrections,
+        writer=writer,
+        jobs=jobs,
+    )
 
 
 @router.get(
