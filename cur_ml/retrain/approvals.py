@@ -119,10 +119,11 @@ class LabelBook:
             return {}
         return {"category": self.category_of[reason], "urgency": self.urgency_of[reason]}
 
-    def unknown(self, field: str, value: str) -> str:
-        """Why `value` is refused for `field`, with the closest labels to choose instead."""
+    def unknown(self, field: str, value: str, closest: bool = True) -> str:
+        """Why `value` is refused for `field`, with the closest labels to choose instead
+        (`closest=False` skips the search, a few milliseconds against a real label set)."""
         shown = value if len(value) <= 120 else value[:119] + "…"
-        near = suggest(value, self.labels.get(field, ()))
+        near = suggest(value, self.labels.get(field, ())) if closest else []
         hint = (
             "ближайшие: " + ", ".join(f"«{s}»" for s in near)
             if near

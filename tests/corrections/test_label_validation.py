@@ -175,6 +175,22 @@ def test_one_bad_label_refuses_the_request_and_is_the_only_one_named(fresh):
     assert _stored(client) == before
 
 
+def test_a_request_of_many_bad_labels_names_the_first_hundred(fresh):
+    client, p = fresh
+    pid = p["prediction_id"]
+    items = [{"prediction_id": pid, "field": "reason", "value": f"Мусор {i}"} for i in range(1000)]
+    r = _post(client, *items)
+    assert r.status_code == 422
+    body = r.json()
+    assert len(body["detail"]) == 100 and body["message"].endswith("(and 997 more)")
+    assert body["detail"][99] == {
+        "field": "corrections[99].value",
+        "problem": "нет такой причины «Мусор 99» (reason) у модели; ближайшие: «Мусор на "
+        "детской площадке», «Мусор на внутридворовой территории», «Мусор на газонах "
+        "(крупногабаритные объекты)»",
+    }
+
+
 def test_every_label_of_the_model_is_accepted(fresh, book):
     client, p = fresh
     pid = p["prediction_id"]

@@ -130,7 +130,9 @@ def _new_labels(
         for i, pair in unknown.items()
         if pair in approved or getattr(body[i], "allow_new_label", False)
     }
-    refused = {i: [book.unknown(*pair)] for i, pair in unknown.items() if i not in allowed}
+    refused_at = [i for i in unknown if i not in allowed]
+    # The answer shows 100 problems at most: search the closest labels for those only.
+    refused = {i: [book.unknown(*unknown[i], closest=n < 100)] for n, i in enumerate(refused_at)}
     if refused:
         raise _named(refused, "value")
     return allowed
