@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     #: every reload, so a moved alias is picked up by `POST /v1/admin/reload`).
     model_uri: str | None = None
     demo_data: Path = REPO_ROOT / "datasets" / "demo" / "appeals.csv"
+    #: Data of the notebooks: `auto` (../shared/datasets/spb when it is there, else the demo
+    #: data), `demo`, or a directory holding appeals and corrections files.
+    notebook_data: str = "auto"
     max_text_chars: int = 20_000
 
     # --- MLflow -----------------------------------------------------------------
