@@ -309,22 +309,90 @@ def corrections_import(
     _print_json(asdict(summary))
 
 
+BaseDataOpt = Annotated[
+    list[Path],
+    typer.Option(
+        "--base-data",
+        help="labelled appeals the corrections refer to (repeatable; default CUR_ML_BASE_DATA)",
+    ),
+]
+
+
 @app.command()
-def retrain() -> None:
-    """Train a challenger on base data + all corrections; promote it if not worse on any head."""
-    from cur_ml.retrain.jobs import RetrainJobs
+def retrain(
+    base_data: BaseDataOpt = [],  # noqa: B006 - typer reads the default, never mutates it
+    allow_no_match: Annotated[
+        bool,
+        typer.Option(
+            "--allow-no-match", help="retrain even when no correction matches the base data"
+        ),
+    ] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="only queue the job for `cur-ml worker`")
+    ] = False,
+) -> None:
+    """Train a challenger on base data + corrections; promote it if the gate lets it.
+
+    Runs here and now (or, with --queue, leaves the job to `cur-ml worker`); prints the
+    job with its decision, reasons and paired tests.
+    """
+    from cur_ml.retrain.jobs import RetrainJobs, RetrainOptions
+    from cur_ml.retrain.worker import Worker, worker_name
+    from cur_ml.settings import Settings
+
+    for path in base_data:
+        if not path.is_file():
+            raise DataError(f"--base-data {path}: no such file")
+    settings = Settings()
+    options = RetrainOptions(tuple(str(p.resolve()) for p in base_data), allow_no_match)
+    engine = _engine(settings)
+    if queue:
+        jobs = RetrainJobs(settings, engine)
+        run = jobs.start("cli", options)
+        if run is None:
+            current = jobs.current()
+            _fail(f"a retrain is already queued or running (job {current.id if current else '?'})")
+        _print_json(run.to_dict())
+        return
+    done = Worker(settings, engine, name=worker_name("cli")).run_now("cli", options.to_dict())
+    _print_json(done.to_dict())
+    if done.status == "failed":
+        _fail(done.error or "retrain failed")
+
+
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="run at most one queued job, then exit (cron, tests)")
+    ] = False,
+) -> None:
+    """Run queued retraining jobs (from the API, the console, `retrain --queue`), one at a
+    time; several workers may share a store. SIGTERM / Ctrl-C: stop after the current job."""
+    import logging
+    import signal
+    import threading
+
+    from cur_ml.retrain.worker import Worker
     from cur_ml.settings import Settings
 
     settings = Settings()
-    jobs = RetrainJobs(settings, _engine(settings))
-    run = jobs.start("cli")
-    if run is None:  # pragma: no cover - a fresh process has no job running
-        _fail("a retrain is already running")
-    jobs.wait()
-    done = jobs.runs.get(run.id)
-    _print_json(done.to_dict())
-    if done.status == "failed":
-        _fail(f"retrain failed: {done.error}")
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    runner = Worker(settings, _engine(settings))
+    stale = runner.runs.fail_stale()
+    if stale:
+        typer.echo(f"cur-ml: {stale} job(s) of a stopped worker marked failed", err=True)
+    if once:
+        done = runner.run_once()
+        _print_json(done.to_dict() if done is not None else {"status": "idle", "job": None})
+        if done is not None and done.status == "failed":
+            _fail(done.error or "retrain failed")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        runner.serve(stop)
+    except KeyboardInterrupt:
+        stop.set()
 
 
 def main() -> None:

@@ -19,8 +19,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CUR_ML_", env_file=".env", extra="ignore")
 
     model_dir: Path = REPO_ROOT / "models" / "default"
-    #: Serve from the MLflow registry instead, e.g. `models:/cur-ml@champion` (re-resolved on
-    #: every reload, so a moved alias is picked up by `POST /v1/admin/reload`).
+    #: Serve from the MLflow registry, e.g. `models:/cur-ml@champion`: resolved into
+    #: `model_dir` (a cache, downloaded only when the alias moved) at start, on every reload
+    #: and every `registry_poll_seconds`.
     model_uri: str | None = None
     demo_data: Path = REPO_ROOT / "datasets" / "demo" / "appeals.csv"
     #: Data of the notebooks: `auto` (../shared/datasets/spb when it is there, else the demo
@@ -38,13 +39,20 @@ class Settings(BaseSettings):
     mlflow_enabled: bool = True
 
     # --- retraining ---------------------------------------------------------------
-    #: Labelled base data of retraining (empty: the bundled demo data).
+    #: Labelled base data of retraining: the appeals the corrections refer to (required:
+    #: `cur-ml retrain` refuses without it; `--base-data` names it per run).
     base_data: list[Path] = []
+    #: Rows of the base files retraining uses (files without a `split` column: all rows).
     base_split: str | None = "train"
-    #: Rows of the base files both champion and challenger are judged on.
-    holdout_split: str = "dev"
-    #: A challenger is promoted unless some head's accuracy drops by more than this.
-    retrain_tolerance: float = 0.01
+    #: The holdout both champion and challenger are judged on: the newest weeks of the base
+    #: data holding at least this many appeals (never more than `holdout_max_fraction`).
+    holdout_min_rows: int = Field(2_000, ge=1)
+    holdout_max_fraction: float = Field(0.2, gt=0, lt=1)
+    #: Significance level of the gate's paired tests (McNemar, bootstrap intervals).
+    gate_alpha: float = Field(0.05, gt=0, lt=1)
+    #: Paired bootstrap resamples of macro-F1 and recall of `high`, and their seed.
+    gate_resamples: int = Field(1_000, ge=100)
+    gate_seed: int = 0
     #: Cost of a missed `high` appeal in false alarms: sets the urgency operating point that
     #: training reads off its calibration rows (higher: more recall of `high`, less precision).
     high_miss_cost: float = Field(4.0, gt=0)
@@ -55,6 +63,14 @@ class Settings(BaseSettings):
     corrected_weight: float = 2.0
     #: Start a retrain by itself after this many new corrections (0: only on request).
     retrain_after_corrections: int = 0
+    #: `cur-ml worker`: seconds between looks at the job queue, between heartbeats of a
+    #: running job, and without a heartbeat before a running job counts as dead (failed).
+    worker_poll_seconds: float = Field(5.0, gt=0)
+    worker_heartbeat_seconds: float = Field(10.0, gt=0)
+    worker_stale_seconds: float = Field(120.0, gt=0)
+    #: With CUR_ML_MODEL_URI an alias (`models:/cur-ml@champion`): seconds between the
+    #: service's looks at where the alias points (0: only at start and on reload).
+    registry_poll_seconds: float = Field(60.0, ge=0)
 
     # --- HTTP service (`cur-ml serve`) ---------------------------------------------
     #: Where predictions (and, later, corrections) are recorded; SQLite file by default.

@@ -63,13 +63,14 @@ def _version() -> str:
 
 
 def _registry_resolver(settings: Settings):
-    """Loads from the MLflow registry when CUR_ML_MODEL_URI is `models:/...` (re-asked per load)."""
+    """Serve CUR_ML_MODEL_URI (`models:/cur-ml@champion`) through the model directory, its
+    cache: re-resolved on every load, downloaded only when the alias moved."""
     uri = settings.model_uri
     if not uri:
         return None
-    from cur_ml.tracking import resolve_model_source
+    from cur_ml.retrain.champion import resolve_source
 
-    return lambda: resolve_model_source(uri, settings)
+    return lambda: resolve_source(uri, settings)
 
 
 @asynccontextmanager
@@ -129,6 +130,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sys.setswitchinterval(settings.gil_switch_interval)
     app.state.predictor = predictor.start()
     slot.watch(settings.model_poll_seconds)
+    if settings.model_uri:  # a registry alias moved by a worker elsewhere
+        from cur_ml.retrain.champion import registry_version_of
+
+        uri = settings.model_uri
+        slot.watch_source(
+            settings.registry_poll_seconds, lambda: registry_version_of(uri, settings)
+        )
     try:
         yield
     finally:

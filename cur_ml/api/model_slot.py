@@ -179,6 +179,27 @@ class ModelSlot:
 
         return self._spawn(run, "cur-ml-model-watch")
 
+    def watch_source(
+        self, interval: float, current_version: Callable[[], str | None]
+    ) -> threading.Thread | None:
+        """Every `interval` seconds ask `current_version` which model the source (a registry
+        alias) points to now, and reload when it is not the one in service."""
+        if interval <= 0 or self.resolve is None:
+            return None
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    wanted = current_version()
+                    if wanted is None or self.model is None or wanted == self.model.version:
+                        continue
+                    log.info("the registry alias moved to %s; loading it", wanted)
+                    self.load()
+                except Exception as exc:  # registry away or a bad model: keep serving
+                    log.error("registry check failed; still serving the old model: %s", exc)
+
+        return self._spawn(run, "cur-ml-registry-watch")
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         for thread in self._threads:

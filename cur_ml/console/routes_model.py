@@ -27,7 +27,10 @@ _STATUS = {
     "failed": "ошибка",
 }
 _NOTICES = {
-    "started": "Переобучение запущено; обновите страницу, чтобы увидеть результат.",
+    "started": (
+        "Переобучение поставлено в очередь: его выполнит процесс `cur-ml worker`; "
+        "обновите страницу, чтобы увидеть результат."
+    ),
     "busy": "Переобучение уже идёт; дождитесь его окончания.",
 }
 
@@ -48,6 +51,12 @@ def _metric_tables(metrics: dict[str, Any]) -> list[dict]:
     return tables
 
 
+def _decision_reasons(manifest: dict[str, Any]) -> list[str]:
+    """Why the model in service was promoted, in Russian where the gate wrote it."""
+    decision = manifest.get("decision") or {}
+    return decision.get("reasons_ru") or decision.get("reasons") or []
+
+
 def _run(run: Any) -> dict:
     result = run.result or {}
     return {
@@ -59,7 +68,7 @@ def _run(run: Any) -> dict:
         "finished_at": run.finished_at,
         "challenger": result.get("challenger_version"),
         "champion": result.get("champion_version"),
-        "reasons": result.get("reasons") or [],
+        "reasons": result.get("reasons_ru") or result.get("reasons") or [],
         "corrections": result.get("corrections_applied"),
         "rows": result.get("training_rows"),
         "error": run.error,
@@ -89,7 +98,7 @@ def model_page(request: Request, msg: str = "") -> Response:
             "loaded_at": slot.loaded_at,
             "data_sha": data.get("sha256") or "",
             "data_rows": data.get("rows"),
-            "decision_reasons": (manifest.get("decision") or {}).get("reasons") or [],
+            "decision_reasons": _decision_reasons(manifest),
             "metric_names": [title for _, title in _METRICS],
             "tables": _metric_tables(manifest.get("metrics") or {}),
             "runs": runs,

@@ -1,39 +1,63 @@
-"""A retraining job against the store: gather corrections, retrain, record the run.
+"""Retraining jobs against the store: what one job does (`run_retrain`), and the queue the API,
+the console and the automatic trigger put jobs in (`RetrainJobs`).
 
-Used by `cur-ml retrain`, `POST /v1/admin/retrain` and the automatic trigger alike.
+Jobs run in `cur-ml worker` (see `worker.py`), never inside the API process; `cur-ml retrain`
+runs one in its own process at once, or queues it with `--queue`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import traceback
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from cur_ml.retrain.labels import CORRECTABLE
-from cur_ml.retrain.loop import RetrainResult, load_base, retrain
+from cur_ml.errors import RetrainRefusedError
+from cur_ml.retrain.base import BaseData, load_base, matching_events
+from cur_ml.retrain.champion import Champion, load_champion
+from cur_ml.retrain.labels import CORRECTABLE, approved_events, known_labels
+from cur_ml.retrain.loop import RetrainResult, retrain
 from cur_ml.settings import Settings
 from cur_ml.store.corrections import CorrectionRepository
-from cur_ml.store.db import aware
 from cur_ml.store.predictions import PredictionRecord
 from cur_ml.store.retrain_runs import RetrainRun, RetrainRunRepository
 
-__all__ = ["RetrainJobs", "operator_rows", "run_retrain"]
+__all__ = ["RetrainJobs", "RetrainOptions", "operator_rows", "run_retrain"]
 
 log = logging.getLogger(__name__)
 
-#: A run `running` for longer than this is taken for dead (a process killed mid-run that no
-#: service start has cleaned up yet) and no longer blocks new runs.
-STALE_AFTER = timedelta(hours=6)
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    """What a job was asked for beyond the settings (stored with the job as JSON)."""
+
+    #: Base data files (absolute paths); empty: `settings.base_data`.
+    base_data: tuple[str, ...] = ()
+    #: Retrain even when no correction matches the base data.
+    allow_no_match: bool = False
+
+    @classmethod
+    def of(cls, raw: RetrainOptions | Mapping[str, Any] | None) -> RetrainOptions:
+        if isinstance(raw, RetrainOptions):
+            return raw
+        raw = raw or {}
+        return cls(
+            base_data=tuple(str(p) for p in raw.get("base_data") or ()),
+            allow_no_match=bool(raw.get("allow_no_match", False)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "base_data": list(self.base_data)}
 
 
 def operator_rows(engine: Engine, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Appeals operators corrected, labelled by the prediction, and the events against them.
+    """Appeals operators corrected, labelled as they were served, and the events against them.
 
     Returns the frame (keyed by `id` = prediction_id) and the events re-keyed to it.
     """
@@ -61,35 +85,83 @@ def operator_rows(engine: Engine, events: pd.DataFrame) -> tuple[pd.DataFrame, p
     return pd.DataFrame(rows), keyed
 
 
-def run_retrain(
-    settings: Settings, engine: Engine, *, show_progress: bool = False
-) -> RetrainResult:
-    """One retraining from the base data plus every correction in the store."""
-    from cur_ml.retrain.labels import apply_corrections
+def _approved(
+    engine: Engine, events: pd.DataFrame, base: BaseData, champion: Champion | None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The events whose labels training may learn: known to the base data, approved by an
+    admin, or (operators' own corrections) in the served model's label sets."""
+    from cur_ml.store.label_approvals import LabelApprovalRepository
 
-    events = CorrectionRepository(engine).events()
-    imported = events[events["prediction_id"].isna() & events["appeal_id"].notna()]
-    base, held_out = load_base(settings)
-    frame, keyed = operator_rows(engine, events)
-    if not frame.empty:
-        frame, _ = apply_corrections(frame, keyed)
-    return retrain(
-        settings,
-        base=base,
-        held_out=held_out,
-        base_corrections=imported[["appeal_id", "at", "field", "new"]] if len(imported) else None,
-        operator_rows=frame if not frame.empty else None,
-        tolerance=settings.retrain_tolerance,
-        corrected_weight=settings.corrected_weight,
-        show_progress=show_progress,
+    served = None
+    if champion is not None:
+        from cur_ml.retrain.approvals import LabelBook
+
+        served = LabelBook.of(champion.model).labels
+    approvals = LabelApprovalRepository(engine).by_field()
+    return approved_events(events, known_labels(base.frame), approvals, served)
+
+
+def _refusal(events: pd.DataFrame, base: BaseData) -> str:
+    where = ", ".join(str(p) for p in base.dataset.paths)
+    rows = f"{len(base.frame)} rows"
+    if events.empty:
+        what = "no corrections are stored yet"
+    else:
+        what = (
+            f"none of the {len(events)} stored corrections names an appeal of {where} "
+            f"({rows}) or a served prediction"
+        )
+    return (
+        f"retrain refused: {what}; name the data they were made on with --base-data "
+        "(CUR_ML_BASE_DATA), or pass --allow-no-match to retrain on the base data alone"
     )
 
 
-class RetrainJobs:
-    """Runs at most one retraining at a time in a background thread, recorded in the store.
+def run_retrain(
+    settings: Settings,
+    engine: Engine,
+    options: RetrainOptions | Mapping[str, Any] | None = None,
+    *,
+    show_progress: bool = False,
+) -> RetrainResult:
+    """One retraining from the named base data plus every usable correction in the store.
 
-    `on_promoted` is called (in the job's thread) once a challenger replaced the champion's
-    files: the service reloads its model there.
+    Raises `RetrainRefusedError` (nothing trained) without base data, or when no correction
+    matches it and `allow_no_match` is not set.
+    """
+    opts = RetrainOptions.of(options)
+    base = load_base([Path(p) for p in opts.base_data] or settings.base_data, settings.base_split)
+    champion = load_champion(settings)
+    events = CorrectionRepository(engine).events()
+    usable, refused = _approved(engine, events, base, champion)
+    if any(refused.values()):
+        log.warning("corrections with labels never approved, not learned: %s", refused)
+    imported = usable[usable["prediction_id"].isna() & usable["appeal_id"].notna()]
+    matched = matching_events(imported, base.frame)
+    frame, keyed = operator_rows(engine, usable)
+    n_matched = len(matched) + len(keyed)
+    if n_matched == 0 and not opts.allow_no_match:
+        raise RetrainRefusedError(_refusal(events, base))
+    result = retrain(
+        settings,
+        base=base,
+        base_corrections=matched[["appeal_id", "at", "field", "new"]] if len(matched) else None,
+        operator_rows=frame if not frame.empty else None,
+        operator_events=keyed[["appeal_id", "at", "field", "new"]] if len(keyed) else None,
+        corrections_matched=n_matched,
+        show_progress=show_progress,
+        champion=champion,
+    )
+    result.labels_refused = refused
+    return result
+
+
+class RetrainJobs:
+    """The job queue as the API and the console see it: enqueue, look, never run.
+
+    `on_promoted` is kept for callers of the in-process era and not called: a worker
+    promotes by moving the registry alias and refreshing the model directory, which the
+    service watches (`CUR_ML_MODEL_POLL_SECONDS`) or polls (`CUR_ML_REGISTRY_POLL_SECONDS`).
     """
 
     def __init__(
@@ -97,73 +169,51 @@ class RetrainJobs:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        self.runs = RetrainRunRepository(engine)
+        self.runs = RetrainRunRepository(
+            engine, stale_after=timedelta(seconds=settings.worker_stale_seconds)
+        )
         self.on_promoted = on_promoted
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """A job is queued or running (in any worker sharing the store)."""
+        return self.current() is not None
 
     def abandon_stale(self, started_before: datetime | None = None) -> int:
-        """At start: runs left `running` by a process that died are recorded as failed."""
-        count = self.runs.abandon_running(started_before)
+        """Jobs whose worker stopped beating are recorded as failed (judged by heartbeat: a
+        live worker's job is never touched; `started_before` is unused)."""
+        count = self.runs.fail_stale()
         if count:
-            log.warning("%d retrain run(s) left running by a stopped process marked failed", count)
+            log.warning("%d retrain job(s) of a stopped worker marked failed", count)
         return count
 
     def current(self) -> RetrainRun | None:
-        """The run in progress (here or in another worker on the same store), if any."""
-        oldest = datetime.now(UTC) - STALE_AFTER
-        fresh = [r for r in self.runs.running() if aware(r.started_at) >= oldest]
-        return fresh[0] if fresh else None
+        """The job queued or in progress, if any."""
+        return self.runs.active()
 
-    def start(self, trigger: str) -> RetrainRun | None:
-        """Start a job; None when one is already running."""
-        with self._lock:
-            if self.busy or self.current() is not None:
-                return None
-            seen = CorrectionRepository(self.engine).last_id()
-            run = self.runs.start(trigger, seen)
-            self._thread = threading.Thread(
-                target=self._run, args=(run.id,), name="cur-ml-retrain", daemon=True
-            )
-            self._thread.start()
-            return run
+    def start(
+        self, trigger: str, options: RetrainOptions | Mapping[str, Any] | None = None
+    ) -> RetrainRun | None:
+        """Queue a job for `cur-ml worker`; None when one is queued or running already."""
+        self.runs.fail_stale()
+        seen = CorrectionRepository(self.engine).last_id()
+        return self.runs.enqueue(trigger, seen, RetrainOptions.of(options).to_dict())
 
     def maybe_start_auto(self) -> RetrainRun | None:
-        """Start a job when enough corrections arrived since the last one (if configured)."""
+        """Queue a job when enough corrections arrived since the last one (if configured)."""
         every = self.settings.retrain_after_corrections
-        if not every or self.busy:
+        if not every:
             return None
         fresh = CorrectionRepository(self.engine).count(after_id=self.runs.last_corrections_seen())
         return self.start("auto") if fresh >= every else None
 
-    def wait(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self, run_id: str) -> None:
-        try:
-            result = run_retrain(self.settings, self.engine)
-        except Exception as exc:  # a failed job is recorded; the champion keeps serving
-            log.exception("retrain %s failed", run_id)
-            self._finish(
-                run_id, "failed", error="".join(traceback.format_exception_only(exc)).strip()
-            )
-            return
-        status = "promoted" if result.promoted else "rejected"
-        self._finish(run_id, status, result=result.to_dict())
-        log.info("retrain %s %s challenger %s", run_id, status, result.challenger_version)
-        if result.promoted and self.on_promoted is not None:
-            try:
-                self.on_promoted()
-            except Exception:  # the files are promoted; the model watcher may still load them
-                log.exception("the promoted model of retrain %s could not be loaded", run_id)
-
-    def _finish(self, run_id: str, status: str, **values: Any) -> None:
-        try:
-            self.runs.finish(run_id, status, **values)
-        except Exception:  # store down: the run stays `running` until the next start
-            log.exception("retrain %s finished (%s) but could not be recorded", run_id, status)
+    def wait(self, run_id: str, timeout: float = 600.0, poll: float = 0.2) -> RetrainRun | None:
+        """The job once it is finished (None if it is not after `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.runs.get(run_id)
+            if run is not None and run.status not in ("queued", "running"):
+                return run
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(poll)

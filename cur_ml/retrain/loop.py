@@ -1,33 +1,38 @@
-"""Retrain from corrections: build the data, train a challenger, compare, promote or say why not.
+"""Retrain from corrections: build the data, train a challenger, judge it, promote or say why not.
 
-The champion is the model in `settings.model_dir`; it is replaced only after the challenger
-was trained, evaluated and found not worse on any head — a crash or a rejection anywhere
-before that leaves it serving. Every challenger is kept under `models/registry/<version>/`
-with its decision.
+The champion is the registry alias `champion` (see `champion.py`; the model directory is a
+cache of it). The challenger trains on the base data minus a recent holdout, with corrected
+labels replacing the originals and only the rows whose labels really changed weighing more;
+both models are judged on that holdout by `gate.decide`. A crash or a rejection anywhere
+before promotion leaves the champion serving. Every challenger is kept under
+`models/registry/<version>/` with its decision.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cur_ml.data import Dataset, load_appeals
-from cur_ml.model.bundle import MANIFEST_NAME, MODEL_FILE, RoutingModel, load_model
+from cur_ml.data import Dataset
+from cur_ml.errors import RetrainRefusedError
+from cur_ml.model.bundle import RoutingModel
 from cur_ml.model.classifier import HEADS
+from cur_ml.model.taxonomy import Taxonomy
 from cur_ml.model.training import evaluate_model, headline, train_model
-from cur_ml.retrain.labels import apply_corrections
+from cur_ml.retrain.base import BaseData, changed_labels, file_sha256, recent_holdout
+from cur_ml.retrain.champion import Champion, load_champion, promote, promote_files
+from cur_ml.retrain.gate import Decision, decide
+from cur_ml.retrain.labels import CORRECTABLE, apply_corrections
 from cur_ml.settings import Settings
-from cur_ml.tracking import record_run
 
-__all__ = ["RetrainResult", "compare", "load_base", "promote_files", "retrain"]
+__all__ = ["RetrainResult", "promote_files", "retrain"]
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +44,27 @@ class RetrainResult:
     challenger_version: str
     champion_version: str | None
     promoted: bool
+    #: The decision's reasons in English (the API's `reasons`) and in Russian (the console).
     reasons: list[str]
     metrics: dict[str, dict]
+    #: Training rows whose labels corrections changed (the up-weighted rows).
     corrections_applied: int
     operator_rows: int
     training_rows: int
     registry_dir: str
+    reasons_ru: list[str] = field(default_factory=list)
+    #: Correction events that name an appeal of the base data or a served prediction.
+    corrections_matched: int = 0
+    #: Training labels changed per field: {category: n, reason: n, urgency: n, agency: n}.
+    changed: dict[str, int] = field(default_factory=dict)
+    base_data: dict[str, Any] = field(default_factory=dict)
+    holdout: dict[str, Any] = field(default_factory=dict)
+    #: Every paired test of the gate (`Decision.to_dict`).
+    gate: dict[str, Any] = field(default_factory=dict)
+    #: Correction events left out per field: their label was never approved.
+    labels_refused: dict[str, int] = field(default_factory=dict)
+    champion_source: str | None = None
+    champion_registered_version: str | None = None
     mlflow: dict = field(default_factory=dict)
     finished_at: str = field(
         default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
@@ -54,34 +74,15 @@ class RetrainResult:
         return asdict(self)
 
 
-def compare(champion: dict | None, challenger: dict, tolerance: float) -> tuple[bool, list[str]]:
-    """Promote unless the challenger is worse than the champion on some head beyond `tolerance`."""
-    if champion is None:
-        return True, ["no champion yet"]
-    reasons, worse = [], False
-    for head in HEADS:
-        old, new = champion[head]["accuracy"], challenger[head]["accuracy"]
-        if new < old - tolerance:
-            worse = True
-            reasons.append(f"{head} accuracy {new:.4f} < champion {old:.4f} - {tolerance}")
-        else:
-            reasons.append(f"{head} accuracy {new:.4f} vs champion {old:.4f}: ok")
-    return not worse, reasons
-
-
-def promote_files(source: Path, target: Path) -> None:
-    """Put `source`'s model in `target`: the model file first, the manifest last, each atomically.
-
-    A watcher that keys on the manifest therefore never sees a manifest of a file not there yet.
-    """
-    target.mkdir(parents=True, exist_ok=True)
-    manifest = json.loads((source / MANIFEST_NAME).read_text(encoding="utf-8"))
-    for name in (manifest.get("model_file", MODEL_FILE), MANIFEST_NAME):
-        tmp = target / f".{name}.incoming"
-        shutil.copyfile(source / name, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target / name)
+def _corrected(
+    frame: pd.DataFrame, events: pd.DataFrame | None, taxonomy: Taxonomy
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, int]]:
+    """`frame` with the events applied, the rows really changed, the count per field."""
+    if events is None or events.empty or frame.empty:
+        return frame, np.zeros(len(frame), dtype=bool), dict.fromkeys(CORRECTABLE, 0)
+    after, _ = apply_corrections(frame, events, taxonomy=taxonomy)
+    changed, per_field = changed_labels(frame, after)
+    return after, changed, per_field
 
 
 def _operator_frame(rows: pd.DataFrame | None) -> pd.DataFrame:
@@ -92,106 +93,230 @@ def _operator_frame(rows: pd.DataFrame | None) -> pd.DataFrame:
     return records_to_frame(rows)
 
 
+def _labels(predictions: list[dict]) -> dict[str, np.ndarray]:
+    return {h: np.array([p[h] for p in predictions], dtype=object) for h in HEADS}
+
+
+def _as_base(base: Dataset | BaseData) -> BaseData:
+    if isinstance(base, BaseData):
+        return base
+    existing = [p for p in base.paths if p.exists()]
+    sha = file_sha256(existing) if existing and len(existing) == len(base.paths) else ""
+    return BaseData(base, sha, None)
+
+
 def retrain(
     settings: Settings,
     *,
-    base: Dataset,
-    held_out: pd.DataFrame,
+    base: Dataset | BaseData,
+    held_out: pd.DataFrame | None = None,
     base_corrections: pd.DataFrame | None = None,
     operator_rows: pd.DataFrame | None = None,
-    tolerance: float = 0.01,
-    corrected_weight: float = 2.0,
+    operator_events: pd.DataFrame | None = None,
+    corrected_weight: float | None = None,
+    corrections_matched: int | None = None,
     params: dict | None = None,
     show_progress: bool = True,
+    champion: Champion | str | None = "registry",
 ) -> RetrainResult:
-    """Train a challenger on base data + corrections; promote it into `settings.model_dir` if fit.
+    """Train a challenger on base data + corrections; promote it if the gate lets it.
 
-    `base_corrections`: events (appeal_id, at, field, new) against `base` and `held_out` ids.
-    `operator_rows`: appeals with labels already corrected by operators (from the store).
+    `held_out`: the rows to judge on; None (the default): the newest weeks of `base`, which
+    the challenger then does not train on. `base_corrections`: events (appeal_id, at, field,
+    new) against `base` ids. `operator_rows`: appeals operators corrected, labelled as served,
+    with `operator_events` keyed by their `id` (without events the rows count as corrected
+    already, and all weigh more). `champion`: "registry" resolves it (see `champion.py`).
     """
-    frame, changed = base.frame, np.zeros(len(base.frame), dtype=bool)
-    applied = 0
-    if base_corrections is not None and not base_corrections.empty:
-        frame, changed = apply_corrections(frame, base_corrections)
-        held_out, _ = apply_corrections(held_out, base_corrections)
-        applied = int(changed.sum())
+    data = _as_base(base)
+    weight = settings.corrected_weight if corrected_weight is None else corrected_weight
+    frame = data.frame
+    taxonomy = Taxonomy.from_labels(frame)
+    trainable = data.trainable()
+    if held_out is None:
+        mask, holdout_info = recent_holdout(
+            frame,
+            min_rows=settings.holdout_min_rows,
+            max_fraction=settings.holdout_max_fraction,
+        )
+        train_frame = frame[trainable & ~mask].reset_index(drop=True)
+        holdout = frame[mask].reset_index(drop=True)
+    else:
+        train_frame, holdout = frame[trainable].reset_index(drop=True), held_out
+        holdout_info = {"rows": len(holdout), "by": "given"}
+    if train_frame.empty:
+        raise RetrainRefusedError("every base row of the split is in the holdout: nothing to train")
+    train_frame, changed, per_field = _corrected(train_frame, base_corrections, taxonomy)
+    holdout, holdout_changed, _ = _corrected(
+        holdout.reset_index(drop=True), base_corrections, taxonomy
+    )
+    holdout_info["labels_corrected"] = int(holdout_changed.sum())
     extra = _operator_frame(operator_rows)
-    weights = np.where(changed, corrected_weight, 1.0)
+    if not extra.empty and operator_events is not None and not operator_events.empty:
+        extra, extra_changed, extra_fields = _corrected(extra, operator_events, taxonomy)
+        per_field = {f: per_field[f] + extra_fields[f] for f in CORRECTABLE}
+    else:
+        extra_changed = np.ones(len(extra), dtype=bool)  # given corrected: all of them count
+    weights = np.where(changed, weight, 1.0)
     if not extra.empty:
-        frame = pd.concat([frame, extra], ignore_index=True)
-        weights = np.r_[weights, np.full(len(extra), corrected_weight)]
-    data = Dataset(frame, base.paths, dict(base.skipped))
-    manifest_extra = {
-        "corrections": {
-            "applied": applied + len(extra),
-            "base_rows_corrected": applied,
-            "operator_rows": len(extra),
-        }
-    }
+        train_frame = pd.concat([train_frame, extra], ignore_index=True)
+        weights = np.r_[weights, np.where(extra_changed, weight, 1.0)]
+        changed = np.r_[changed, extra_changed]
+    changed_rows = int(changed.sum())
+    matched = corrections_matched
+    if matched is None:
+        matched = (0 if base_corrections is None else len(base_corrections)) + (
+            len(operator_events) if operator_events is not None else len(extra)
+        )
+    log.info(
+        "retrain: %d training rows, %d changed by corrections (%s), holdout %d",
+        len(train_frame),
+        changed_rows,
+        per_field,
+        len(holdout),
+    )
     challenger = train_model(
-        data,
+        Dataset(train_frame, data.dataset.paths, dict(data.dataset.skipped)),
         params={**settings.training_params(), **(params or {})},
         sample_weight=weights,
         show_progress=show_progress,
-        extra_manifest=manifest_extra,
+        extra_manifest={
+            "corrections": {
+                "applied": changed_rows,
+                "matched": matched,
+                "changed": per_field,
+                "operator_rows": len(extra),
+                "corrected_weight": weight,
+            },
+            "base_data": data.describe(),
+            "holdout": holdout_info,
+        },
     )
-    champion = _current_champion(settings.model_dir)
-    challenger_metrics = headline(evaluate_model(challenger, held_out))
-    champion_metrics = headline(evaluate_model(champion, held_out)) if champion else None
-    promoted, reasons = compare(champion_metrics, challenger_metrics, tolerance)
+    current = load_champion(settings) if champion == "registry" else champion
+    decision, metrics = _judge(settings, challenger, current, holdout)
     registry = settings.model_dir.parent / "registry" / challenger.version
-    challenger.manifest["metrics"] = {"held_out": challenger_metrics}
+    challenger.manifest["metrics"] = {"held_out": metrics["challenger"]}
     challenger.manifest["decision"] = {
-        "promoted": promoted,
-        "reasons": reasons,
-        "tolerance": tolerance,
-        "champion_version": champion.version if champion else None,
-        "champion_metrics": champion_metrics,
+        "promoted": decision.promote,
+        "reasons": decision.reasons_en,
+        "reasons_ru": decision.reasons_ru,
+        "champion_version": current.model.version if current else None,
+        "champion_metrics": metrics["champion"] or None,
     }
     challenger.save(registry)
-    if promoted:
-        promote_files(registry, settings.model_dir)
     result = RetrainResult(
         challenger_version=challenger.version,
-        champion_version=champion.version if champion else None,
-        promoted=promoted,
-        reasons=reasons,
-        metrics={"challenger": challenger_metrics, "champion": champion_metrics or {}},
-        corrections_applied=applied + len(extra),
+        champion_version=current.model.version if current else None,
+        promoted=decision.promote,
+        reasons=decision.reasons_en,
+        reasons_ru=decision.reasons_ru,
+        metrics=metrics,
+        corrections_applied=changed_rows,
+        corrections_matched=matched,
+        changed=per_field,
         operator_rows=len(extra),
-        training_rows=len(frame),
+        training_rows=len(train_frame),
         registry_dir=str(registry),
+        base_data=data.describe(),
+        holdout=holdout_info,
+        gate=decision.to_dict(),
+        champion_source=current.source if current else None,
+        champion_registered_version=current.registered_version if current else None,
     )
-    result.mlflow = record_run(
-        settings,
-        kind="retrain",
-        model=challenger,
-        model_dir=registry,
-        metrics=result.metrics,
-        aliases=("challenger", "champion") if promoted else ("challenger",),
-        tags={"promoted": str(promoted), "decision": "; ".join(reasons)[:5000]},
+    # The registry first: with MLflow on, a challenger it does not know cannot be champion.
+    result.mlflow = _record(
+        settings, challenger, registry, result, decision, data, train_frame, holdout
     )
+    if decision.promote:
+        promote(settings, registry, result.mlflow.get("registered_version"))
     (registry / "decision.json").write_text(
         json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
     return result
 
 
-def _current_champion(model_dir: Path) -> RoutingModel | None:
-    if not (model_dir / MANIFEST_NAME).exists():
-        return None
-    try:
-        return load_model(model_dir)
-    except Exception as exc:  # a broken champion is replaced, not fatal
-        log.warning(
-            "current champion at %s cannot be loaded (%s); treating as absent", model_dir, exc
+def _judge(
+    settings: Settings,
+    challenger: RoutingModel,
+    champion: Champion | None,
+    holdout: pd.DataFrame,
+) -> tuple[Decision, dict[str, dict]]:
+    """Both models on the same holdout: their figures and the gate's decision."""
+    new = challenger.predict(holdout)
+    metrics = {"challenger": headline(evaluate_model(challenger, holdout, predictions=new))}
+    truth = {h: holdout[h].astype(str).to_numpy(dtype=object) for h in HEADS}
+    old = None
+    if champion is not None:
+        predicted = champion.model.predict(holdout)
+        metrics["champion"] = headline(
+            evaluate_model(champion.model, holdout, predictions=predicted)
         )
-        return None
+        old = _labels(predicted)
+    else:
+        metrics["champion"] = {}
+    decision = decide(
+        truth,
+        old,
+        _labels(new),
+        alpha=settings.gate_alpha,
+        resamples=settings.gate_resamples,
+        seed=settings.gate_seed,
+    )
+    return decision, metrics
 
 
-def load_base(settings: Settings) -> tuple[Dataset, pd.DataFrame]:
-    """Base training data and held-out data as configured (default: the demo train / dev)."""
-    paths = [Path(p) for p in settings.base_data] or [settings.demo_data]
-    base = load_appeals(paths, split=settings.base_split)
-    held_out = load_appeals(paths, split=settings.holdout_split).frame
-    return base, held_out
+def _record(
+    settings: Settings,
+    challenger: RoutingModel,
+    registry: Path,
+    result: RetrainResult,
+    decision: Decision,
+    data: BaseData,
+    training: pd.DataFrame,
+    holdout: pd.DataFrame,
+) -> dict:
+    """The MLflow run, the registered version with the decision in its tags, alias
+    `challenger`. Raises when MLflow is on and fails: the champion then stays as it is."""
+    if not settings.mlflow_enabled:
+        return {}
+    from cur_ml.tracking import REGISTERED_MODEL, log_run, set_alias
+    from cur_ml.tracking_fields import data_input
+
+    params = {
+        "base_data_sha256": data.sha256,
+        "base_data_rows": len(data.frame),
+        "base_data_paths": ", ".join(str(p) for p in data.dataset.paths),
+        "base_data_split": data.split,
+        "holdout_rows": len(holdout),
+        "holdout_since": result.holdout.get("since"),
+        "corrections_matched": result.corrections_matched,
+        "corrected_weight": challenger.manifest["corrections"]["corrected_weight"],
+        **{f"changed_{f}": n for f, n in result.changed.items()},
+    }
+    tags = {"promoted": str(decision.promote), **decision.tags()}
+    run = log_run(
+        settings,
+        kind="retrain",
+        model=challenger,
+        model_dir=registry,
+        metrics=result.metrics,
+        extra_params=params,
+        tags=tags,
+        split="holdout",
+        role="challenger",
+        data=[
+            data_input(training, data.dataset.paths, data.split, "train"),
+            data_input(holdout, data.dataset.paths, data.split, "held_out"),
+        ],
+    )
+    version = run.get("registered_version")
+    if version is None:
+        raise RuntimeError("MLflow did not register the challenger; the champion is unchanged")
+    import mlflow
+
+    client = mlflow.MlflowClient(
+        tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
+    )
+    for key, value in tags.items():
+        client.set_model_version_tag(REGISTERED_MODEL, version, key, value)
+    set_alias(settings, "challenger", version)
+    return run

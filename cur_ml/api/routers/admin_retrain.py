@@ -1,4 +1,4 @@
-"""`POST /v1/admin/retrain` (start a retraining in the background) and `GET` its runs."""
+"""`POST /v1/admin/retrain` (queue a retraining for `cur-ml worker`) and `GET` its runs."""
 
 from __future__ import annotations
 
@@ -21,25 +21,34 @@ router = APIRouter(prefix="/v1/admin", tags=["retrain"])
     "/retrain",
     status_code=202,
     response_model=RetrainRunInfo,
-    summary="Запустить переобучение на исправлениях операторов (в фоне)",
+    summary="Поставить переобучение в очередь (его выполнит `cur-ml worker`)",
     responses={
         **AUTH_ERRORS,
-        409: {"model": ErrorBody, "description": "Переобучение уже идёт"},
+        409: {"model": ErrorBody, "description": "Переобучение уже в очереди или идёт"},
         503: {"model": ErrorBody},
     },
 )
-def start_retrain(_auth: AdminAuth, jobs: RetrainJobsDep) -> JSONResponse:
-    """Train a challenger on the base data plus every correction, compare it with the model
-    in service on the held-out data, and promote it unless some head got worse beyond
-    CUR_ML_RETRAIN_TOLERANCE. A promoted model is put in service by this process at once
-    (other workers: within CUR_ML_MODEL_POLL_SECONDS). Follow the run at
-    `GET /v1/admin/retrain/{id}`; a failed or rejected run leaves the champion serving."""
+def start_retrain(
+    _auth: AdminAuth,
+    jobs: RetrainJobsDep,
+    allow_no_match: Annotated[
+        bool,
+        Query(description="Переобучить, даже если ни одно исправление не относится к базе."),
+    ] = False,
+) -> JSONResponse:
+    """Queue a job: a worker process (`cur-ml worker`) trains a challenger on the base data
+    (CUR_ML_BASE_DATA) plus every approved correction, judges it against the registry's
+    champion on the newest weeks of the base data with paired tests, and promotes it only if
+    no head is significantly worse and recall of `high` is not lower. This process never
+    trains: it serves the promoted model once the worker has refreshed the model directory
+    (within CUR_ML_MODEL_POLL_SECONDS). Follow the job at `GET /v1/admin/retrain/{id}`: a
+    refused, failed or rejected job leaves the champion serving."""
     with store_errors():
-        run = jobs.start("api")
+        run = jobs.start("api", {"allow_no_match": allow_no_match})
         if run is None:
             current = jobs.current()
             which = f" (run {current.id})" if current is not None else ""
-            raise ApiError(409, "retrain_running", f"a retrain is already running{which}")
+            raise ApiError(409, "retrain_running", f"a retrain is already queued or running{which}")
     return JSONResponse(run.to_dict(), status_code=202)
 
 
