@@ -108,7 +108,7 @@ def data_input(
 
     `sha256`: the hash of `frame` when the caller has it already (a manifest keeps it).
     """
-    source = ", ".join(str(p) for p in paths)
+    source = ", ".join(str(Path(p).resolve()) for p in paths)
     stem = Path(str(paths[0])).name.split(".")[0] if paths else "appeals"
     name = f"{stem}@{split}" if split else stem
     if profile and profile != DEFAULT_PROFILE:  # a profile's rows differ from the file's
