@@ -114,20 +114,44 @@ def cache_version(settings: Settings, version: Any, target: Path | None = None) 
     wanted = (version.tags or {}).get("model_version")
     if wanted and _cached_version(target) == wanted:
         return target
-    import mlflow
-
     uri = settings.mlflow_tracking_uri
     source = _client(settings).get_model_version_download_uri(REGISTERED_MODEL, version.version)
     with tempfile.TemporaryDirectory(prefix="cur-ml-champion-") as tmp:
-        local = Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=uri)
-        )
-        found = next(local.rglob(MANIFEST_NAME), None)
+        found = _download_model_dir(source, Path(tmp), uri)
         if found is None:
             raise FileNotFoundError(f"registry version {version.version} holds no {MANIFEST_NAME}")
-        promote_files(found.parent, target)
+        promote_files(found, target)
     log.info("model cache %s now holds registry version %s", target, version.version)
     return target
+
+
+def _download_model_dir(source: str, into: Path, tracking_uri: str) -> Path | None:
+    """The model directory inside a logged pyfunc (`artifacts/<name>/`), downloaded alone:
+    the pyfunc also holds the package's code, which the cache does not need."""
+    import mlflow
+
+    artifacts = source.rstrip("/") + "/artifacts"
+    try:
+        listed = mlflow.artifacts.list_artifacts(artifact_uri=artifacts, tracking_uri=tracking_uri)
+        candidates = [a.path.rsplit("/", 1)[-1] for a in listed if a.is_dir]
+    except Exception as exc:  # a store that cannot list: take the whole model
+        log.info("cannot list %s (%s); downloading the whole model", artifacts, exc)
+        candidates = []
+    for name in candidates:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{artifacts}/{name}", dst_path=str(into), tracking_uri=tracking_uri
+            )
+        )
+        if (local / MANIFEST_NAME).is_file():
+            return local
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=str(into), tracking_uri=tracking_uri
+        )
+    )
+    found = next(local.rglob(MANIFEST_NAME), None)
+    return None if found is None else found.parent
 
 
 def load_champion(settings: Settings) -> Champion | None:
