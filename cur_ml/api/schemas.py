@@ -616,7 +616,7 @@ class PredictionDetail(BaseModel):
 
 
 class RetrainRunInfo(BaseModel):
-    """A retraining run: `running` → `promoted` | `rejected` | `failed`."""
+    """A retraining job: `queued` → `running` → `promoted` | `rejected` | `failed`."""
 
     id: str
     status: Literal["queued", "running", "promoted", "rejected", "failed"]
@@ -628,6 +628,12 @@ class RetrainRunInfo(BaseModel):
         description="Версии, метрики претендента и чемпиона, решение и его причины."
     )
     error: str | None = Field(description="Почему запуск не удался.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Что просили: `base_data`, `allow_no_match`."
+    )
+    worker: str | None = Field(None, description="Процесс `cur-ml worker`, который его ведёт.")
+    claimed_at: str | None = Field(None, description="Когда работник взял задачу.")
+    heartbeat_at: str | None = Field(None, description="Последний признак жизни работника.")
 
 
 class RetrainRuns(BaseModel):

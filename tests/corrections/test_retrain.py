@@ -188,7 +188,7 @@ def test_jobs_of_a_dead_worker_are_failed_at_start_live_ones_are_not(app_on, tmp
         shown = client.get(f"/v1/admin/retrain/{dead.id}", headers=ADM).json()
         assert shown["status"] == "failed" and "w-dead stopped" in shown["error"]
         live = client.get(f"/v1/admin/retrain/{alive.id}", headers=ADM).json()
-        assert live["status"] == "running"  # another worker's job, still beating
+        assert (live["status"], live["worker"]) == ("running", "w-alive")  # still beating
         busy = client.post("/v1/admin/retrain", headers=ADM)
         assert busy.status_code == 409 and alive.id in busy.json()["message"]
 
