@@ -105,6 +105,70 @@ def _as_base(base: Dataset | BaseData) -> BaseData:
     return BaseData(base, sha, None)
 
 
+@dataclass
+class _Rows:
+    """What the challenger trains on and is judged on."""
+
+    train: pd.DataFrame
+    weights: np.ndarray
+    changed_mask: np.ndarray
+    changed: dict[str, int]
+    holdout: pd.DataFrame
+    holdout_info: dict[str, Any]
+    operator_rows: int
+
+
+def _training_rows(
+    settings: Settings,
+    data: BaseData,
+    held_out: pd.DataFrame | None,
+    base_corrections: pd.DataFrame | None,
+    operator_rows: pd.DataFrame | None,
+    operator_events: pd.DataFrame | None,
+    weight: float,
+) -> _Rows:
+    """Split off the holdout, apply the corrections to both sides, add the operators' rows,
+    and weigh more only the rows whose labels really changed."""
+    frame = data.frame
+    taxonomy = Taxonomy.from_labels(frame)
+    trainable = data.trainable()
+    if held_out is None:
+        mask, holdout_info = recent_holdout(
+            frame,
+            min_rows=settings.holdout_min_rows,
+            max_fraction=settings.holdout_max_fraction,
+        )
+        train, holdout = frame[trainable & ~mask], frame[mask]
+    else:
+        train, holdout = frame[trainable], held_out
+        holdout_info = {"rows": len(holdout), "by": "given"}
+    if train.empty:
+        raise RetrainRefusedError("every base row of the split is in the holdout: nothing to train")
+    train, changed, per_field = _corrected(train.reset_index(drop=True), base_corrections, taxonomy)
+    holdout, holdout_changed, _ = _corrected(
+        holdout.reset_index(drop=True), base_corrections, taxonomy
+    )
+    holdout_info["labels_corrected"] = int(holdout_changed.sum())
+    extra = _operator_frame(operator_rows)
+    if not extra.empty and operator_events is not None and not operator_events.empty:
+        extra, extra_changed, extra_fields = _corrected(extra, operator_events, taxonomy)
+        per_field = {f: per_field[f] + extra_fields[f] for f in CORRECTABLE}
+    else:
+        extra_changed = np.ones(len(extra), dtype=bool)  # given corrected: all of them count
+    if not extra.empty:
+        train = pd.concat([train, extra], ignore_index=True)
+        changed = np.r_[changed, extra_changed]
+    return _Rows(
+        train=train,
+        weights=np.where(changed, weight, 1.0),
+        changed_mask=changed,
+        changed=per_field,
+        holdout=holdout,
+        holdout_info=holdout_info,
+        operator_rows=len(extra),
+    )
+
+
 def retrain(
     settings: Settings,
     *,
@@ -129,70 +193,41 @@ def retrain(
     """
     data = _as_base(base)
     weight = settings.corrected_weight if corrected_weight is None else corrected_weight
-    frame = data.frame
-    taxonomy = Taxonomy.from_labels(frame)
-    trainable = data.trainable()
-    if held_out is None:
-        mask, holdout_info = recent_holdout(
-            frame,
-            min_rows=settings.holdout_min_rows,
-            max_fraction=settings.holdout_max_fraction,
-        )
-        train_frame = frame[trainable & ~mask].reset_index(drop=True)
-        holdout = frame[mask].reset_index(drop=True)
-    else:
-        train_frame, holdout = frame[trainable].reset_index(drop=True), held_out
-        holdout_info = {"rows": len(holdout), "by": "given"}
-    if train_frame.empty:
-        raise RetrainRefusedError("every base row of the split is in the holdout: nothing to train")
-    train_frame, changed, per_field = _corrected(train_frame, base_corrections, taxonomy)
-    holdout, holdout_changed, _ = _corrected(
-        holdout.reset_index(drop=True), base_corrections, taxonomy
+    rows = _training_rows(
+        settings, data, held_out, base_corrections, operator_rows, operator_events, weight
     )
-    holdout_info["labels_corrected"] = int(holdout_changed.sum())
-    extra = _operator_frame(operator_rows)
-    if not extra.empty and operator_events is not None and not operator_events.empty:
-        extra, extra_changed, extra_fields = _corrected(extra, operator_events, taxonomy)
-        per_field = {f: per_field[f] + extra_fields[f] for f in CORRECTABLE}
-    else:
-        extra_changed = np.ones(len(extra), dtype=bool)  # given corrected: all of them count
-    weights = np.where(changed, weight, 1.0)
-    if not extra.empty:
-        train_frame = pd.concat([train_frame, extra], ignore_index=True)
-        weights = np.r_[weights, np.where(extra_changed, weight, 1.0)]
-        changed = np.r_[changed, extra_changed]
-    changed_rows = int(changed.sum())
+    changed_rows = int(rows.changed_mask.sum())
     matched = corrections_matched
     if matched is None:
         matched = (0 if base_corrections is None else len(base_corrections)) + (
-            len(operator_events) if operator_events is not None else len(extra)
+            len(operator_events) if operator_events is not None else rows.operator_rows
         )
     log.info(
         "retrain: %d training rows, %d changed by corrections (%s), holdout %d",
-        len(train_frame),
+        len(rows.train),
         changed_rows,
-        per_field,
-        len(holdout),
+        rows.changed,
+        len(rows.holdout),
     )
     challenger = train_model(
-        Dataset(train_frame, data.dataset.paths, dict(data.dataset.skipped)),
+        Dataset(rows.train, data.dataset.paths, dict(data.dataset.skipped)),
         params={**settings.training_params(), **(params or {})},
-        sample_weight=weights,
+        sample_weight=rows.weights,
         show_progress=show_progress,
         extra_manifest={
             "corrections": {
                 "applied": changed_rows,
                 "matched": matched,
-                "changed": per_field,
-                "operator_rows": len(extra),
+                "changed": rows.changed,
+                "operator_rows": rows.operator_rows,
                 "corrected_weight": weight,
             },
             "base_data": data.describe(),
-            "holdout": holdout_info,
+            "holdout": rows.holdout_info,
         },
     )
     current = load_champion(settings) if champion == "registry" else champion
-    decision, metrics = _judge(settings, challenger, current, holdout)
+    decision, metrics = _judge(settings, challenger, current, rows.holdout)
     registry = settings.model_dir.parent / "registry" / challenger.version
     challenger.manifest["metrics"] = {"held_out": metrics["challenger"]}
     challenger.manifest["decision"] = {
@@ -212,19 +247,19 @@ def retrain(
         metrics=metrics,
         corrections_applied=changed_rows,
         corrections_matched=matched,
-        changed=per_field,
-        operator_rows=len(extra),
-        training_rows=len(train_frame),
+        changed=rows.changed,
+        operator_rows=rows.operator_rows,
+        training_rows=len(rows.train),
         registry_dir=str(registry),
         base_data=data.describe(),
-        holdout=holdout_info,
+        holdout=rows.holdout_info,
         gate=decision.to_dict(),
         champion_source=current.source if current else None,
         champion_registered_version=current.registered_version if current else None,
     )
     # The registry first: with MLflow on, a challenger it does not know cannot be champion.
     result.mlflow = _record(
-        settings, challenger, registry, result, decision, data, train_frame, holdout
+        settings, challenger, registry, result, decision, data, rows.train, rows.holdout
     )
     if decision.promote:
         promote(settings, registry, result.mlflow.get("registered_version"))
