@@ -146,6 +146,16 @@ CANNED = (
 )
 
 
+def _die_with_parent() -> None:
+    """In a server process: SIGTERM when this benchmark dies, so no server outlives it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
+    except Exception:
+        pass
+
+
 def start_server(
     model: Path, workers: int, tmp: Path, database_url: str, name: str, canned: bool = False
 ) -> tuple[subprocess.Popen, str, float]:
@@ -169,7 +179,13 @@ def start_server(
     log_path = tmp / f"server-{name}.log"
     with open(log_path, "wb") as log:
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=log,
+            stderr=log,
+            preexec_fn=_die_with_parent,
+        )
     url = f"http://127.0.0.1:{port}"
     in_a_row = 0  # new connections: with 2 workers, both must answer ready
     while in_a_row < (1 if workers <= 1 else 20 * workers):
@@ -493,6 +509,7 @@ def main() -> None:
         for r in range(args.runs):
             say(f"run {r + 1} of {args.runs}")
             result["runs"].append(one_run(args, model, tmp, last=r == args.runs - 1))
+            save(result, args.json)  # a run cut short still leaves what it measured
         for kind in ("sqlite", "postgresql") if args.pg else ("sqlite",):
             result["writer"][kind] = []
             result["durability"][kind] = []
@@ -504,13 +521,18 @@ def main() -> None:
                     )
                 with store(kind, tmp, args.postgres) as url_db:
                     result["writer"][kind].append(writer_cost(model, appeals, url_db))
+                save(result, args.json)
         result["seconds"] = time.perf_counter() - started
         result["machine_after"] = _machine()
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    save(result, args.json)
     print(summary(result))
     print()
     print(details(result))
+
+
+def save(result: dict, path: Path | None) -> None:
+    if path is not None:
+        path.write_text(json.dumps(result, indent=2))
 
 
 def _machine() -> str:
