@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 
 from cur_ml.data import appeal_columns
@@ -34,6 +35,7 @@ __all__ = [
     "MANIFEST_NAME",
     "MODEL_FILE",
     "RoutingModel",
+    "id_fingerprints",
     "library_versions",
     "load_model",
 ]
@@ -64,6 +66,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def id_fingerprints(ids: pd.Series | np.ndarray) -> np.ndarray:
+    """Sorted unique 64-bit hashes of appeal ids: what a model trained on, in 8 bytes a row,
+    so the promotion gate can tell whether a model has seen the appeals it is judged on."""
+    values = pd.Series(ids).astype(str).to_numpy(dtype=object)
+    return np.unique(pd.util.hash_array(values))
+
+
 @dataclass
 class RoutingModel:
     """A fitted `AppealClassifier` with its manifest (version, data hash, labels, metrics)."""
@@ -71,6 +80,8 @@ class RoutingModel:
     classifier: AppealClassifier
     manifest: dict[str, Any] = field(default_factory=dict)
     policy: ReviewPolicy = field(default_factory=ReviewPolicy)
+    #: `id_fingerprints` of the training appeals; None when unknown (models saved before).
+    trained_on: np.ndarray | None = None
 
     @property
     def version(self) -> str:
@@ -102,13 +113,23 @@ class RoutingModel:
             "agency": tax.agencies,
         }
 
+    def seen(self, ids: pd.Series) -> int | None:
+        """How many of these appeal ids the model trained on; None when it cannot tell."""
+        if self.trained_on is None:
+            return None
+        return int(np.isin(id_fingerprints(ids), self.trained_on).sum())
+
     # --------------------------------------------------------------- disk
     def save(self, directory: str | Path) -> Path:
         """Write the model file and manifest.json (with the file's sha256) into `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / (MODEL_FILE + ".tmp")
-        payload = {"classifier": self.classifier, "policy": self.policy}
+        payload = {
+            "classifier": self.classifier,
+            "policy": self.policy,
+            "trained_on": self.trained_on,
+        }
         with tmp.open("wb") as fh:
             pickle.dump(payload, fh, protocol=5)
         tmp.replace(directory / MODEL_FILE)
@@ -157,4 +178,9 @@ def load_model(directory: str | Path) -> RoutingModel:
         payload = joblib.load(io.BytesIO(data))
     else:
         payload = pickle.loads(data)
-    return RoutingModel(payload["classifier"], manifest, payload.get("policy", ReviewPolicy()))
+    return RoutingModel(
+        payload["classifier"],
+        manifest,
+        payload.get("policy", ReviewPolicy()),
+        payload.get("trained_on"),
+    )

@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cur_ml.data import Dataset, data_hash, load_appeals
-from cur_ml.model.bundle import RoutingModel, load_model
+from cur_ml.model.bundle import RoutingModel, id_fingerprints, load_model
 from cur_ml.model.classifier import AppealClassifier
 from cur_ml.model.evaluate import head_metrics, predictions_frame
 from cur_ml.model.report import write_report
@@ -71,7 +71,8 @@ def train_model(
         "metrics": {},
         **(extra_manifest or {}),
     }
-    return RoutingModel(classifier, manifest, policy=classifier.review_policy_)
+    trained_on = id_fingerprints(data.frame["id"]) if "id" in data.frame.columns else None
+    return RoutingModel(classifier, manifest, classifier.review_policy_, trained_on)
 
 
 def evaluate_model(

@@ -110,6 +110,8 @@ class _Rows:
     """What the challenger trains on and is judged on."""
 
     train: pd.DataFrame
+    #: The base rows of `train` as they were, before corrections (the champion's refit).
+    base_train: pd.DataFrame
     weights: np.ndarray
     changed_mask: np.ndarray
     changed: dict[str, int]
@@ -144,7 +146,8 @@ def _training_rows(
         holdout_info = {"rows": len(holdout), "by": "given"}
     if train.empty:
         raise RetrainRefusedError("every base row of the split is in the holdout: nothing to train")
-    train, changed, per_field = _corrected(train.reset_index(drop=True), base_corrections, taxonomy)
+    base_train = train.reset_index(drop=True)
+    train, changed, per_field = _corrected(base_train, base_corrections, taxonomy)
     holdout, holdout_changed, _ = _corrected(
         holdout.reset_index(drop=True), base_corrections, taxonomy
     )
@@ -160,6 +163,7 @@ def _training_rows(
         changed = np.r_[changed, extra_changed]
     return _Rows(
         train=train,
+        base_train=base_train,
         weights=np.where(changed, weight, 1.0),
         changed_mask=changed,
         changed=per_field,
@@ -227,7 +231,13 @@ def retrain(
         },
     )
     current = load_champion(settings) if champion == "registry" else champion
-    decision, metrics = _judge(settings, challenger, current, rows.holdout)
+    reference, seen = _reference(settings, current, rows, data, show_progress)
+    rows.holdout_info["champion_seen"] = seen
+    decision, metrics = _judge(settings, challenger, reference, rows.holdout)
+    if reference is not None and current is not None and reference is not current.model:
+        metrics["champion_as_served"] = headline(evaluate_model(current.model, rows.holdout))
+        decision.reasons_en.insert(1, _refit_note_en(seen, len(rows.holdout)))
+        decision.reasons_ru.insert(1, _refit_note_ru(seen, len(rows.holdout)))
     registry = settings.model_dir.parent / "registry" / challenger.version
     challenger.manifest["metrics"] = {"held_out": metrics["challenger"]}
     challenger.manifest["decision"] = {
@@ -269,10 +279,55 @@ def retrain(
     return result
 
 
+def _reference(
+    settings: Settings, current: Champion | None, rows: _Rows, data: BaseData, progress: bool
+) -> tuple[RoutingModel | None, int | None]:
+    """The model the challenger must not be worse than, and how many holdout appeals the
+    champion trained on (None: it cannot tell).
+
+    A champion that trained on the holdout is judged on appeals it has seen, and beats any
+    challenger that has not. Then the champion's recipe (its parameters) is refit on the
+    challenger's training rows with their labels before the corrections: the comparison
+    asks only whether the corrections make a better model.
+    """
+    if current is None:
+        return None, None
+    seen = current.model.seen(rows.holdout["id"]) if "id" in rows.holdout.columns else None
+    if seen == 0:
+        return current.model, seen
+    params = current.model.manifest.get("params") or settings.training_params()
+    log.info("retrain: the champion saw %s holdout appeals; refitting its recipe", seen)
+    refit = train_model(
+        Dataset(rows.base_train, data.dataset.paths, dict(data.dataset.skipped)),
+        params=params,
+        show_progress=progress,
+        extra_manifest={"refit_of": current.model.version},
+    )
+    return refit, seen
+
+
+def _refit_note_en(seen: int | None, n: int) -> str:
+    saw = "may have trained" if seen is None else f"trained on {seen} of the {n}"
+    return (
+        f"the champion {saw} holdout appeals, so its figures there are optimistic: the "
+        "challenger was judged against the champion's recipe refit on the same training rows "
+        "without the corrections (the champion's own figures: metrics.champion_as_served)"
+    )
+
+
+def _refit_note_ru(seen: int | None, n: int) -> str:
+    saw = "мог видеть" if seen is None else f"обучался на {seen} из {n}"
+    return (
+        f"чемпион {saw} обращений отложенной выборки, и его оценки на ней завышены: "
+        "претендент сравнивался с моделью по рецепту чемпиона, обученной на тех же строках "
+        "без исправлений"
+    )
+
+
 def _judge(
     settings: Settings,
     challenger: RoutingModel,
-    champion: Champion | None,
+    champion: RoutingModel | None,
     holdout: pd.DataFrame,
 ) -> tuple[Decision, dict[str, dict]]:
     """Both models on the same holdout: their figures and the gate's decision."""
@@ -281,10 +336,8 @@ def _judge(
     truth = {h: holdout[h].astype(str).to_numpy(dtype=object) for h in HEADS}
     old = None
     if champion is not None:
-        predicted = champion.model.predict(holdout)
-        metrics["champion"] = headline(
-            evaluate_model(champion.model, holdout, predictions=predicted)
-        )
+        predicted = champion.predict(holdout)
+        metrics["champion"] = headline(evaluate_model(champion, holdout, predictions=predicted))
         old = _labels(predicted)
     else:
         metrics["champion"] = {}

@@ -218,3 +218,75 @@ def load_manifest(directory: str) -> dict:
     from pathlib import Path
 
     return json.loads((Path(directory) / "manifest.json").read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------- a fair champion
+def test_a_champion_that_saw_the_holdout_is_judged_by_its_recipe_refit(
+    tmp_path, monkeypatch, model_a_dir
+):
+    """Model `test-a` trained on every train row, the recent holdout included: its figures
+    there are those of appeals it has seen. The gate then judges the challenger against the
+    champion's parameters refit on the challenger's rows without the corrections. A champion
+    that never saw the holdout is judged as it is, with no refit."""
+    import cur_ml.retrain.loop as loop
+    from cur_ml.model.bundle import load_model
+    from cur_ml.model.training import train_model
+    from cur_ml.retrain.champion import Champion
+    from cur_ml.retrain.loop import retrain
+
+    base = load_base([DEMO])
+    holdout_mask, _ = recent_holdout(base.frame, min_rows=2_000, max_fraction=0.2)
+    fits = []
+    real = loop.train_model
+
+    def spy(data, **kwargs):
+        fits.append(((kwargs.get("extra_manifest") or {}).get("refit_of"), data.frame))
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(loop, "train_model", spy)
+    settings = settings_for(tmp_path, tmp_path / "models" / "default", base_data=[DEMO])
+    events = pd.DataFrame(
+        {
+            "appeal_id": [base.frame["id"].iloc[0]],
+            "at": [pd.Timestamp("2024-07-01", tz="UTC")],
+            "field": ["agency"],
+            "new": [base.frame["agency"].iloc[1]],
+        }
+    )
+
+    seen_all = load_model(model_a_dir)
+    result = retrain(
+        settings,
+        base=base,
+        base_corrections=events,
+        show_progress=False,
+        champion=Champion(seen_all, model_a_dir, "directory"),
+    )
+    in_train_split = base.trainable() & holdout_mask
+    assert result.holdout["champion_seen"] == in_train_split.sum() > 0
+    assert [refit for refit, _ in fits] == [None, "test-a"]
+    refit_rows = fits[1][1]
+    assert not refit_rows["id"].isin(base.frame.loc[holdout_mask, "id"]).any()
+    assert (
+        refit_rows["agency"].to_numpy()
+        == base.frame.loc[base.trainable() & ~holdout_mask, "agency"].to_numpy()
+    ).all()  # labels before corrections
+    assert "trained on" in result.reasons[1] and "refit" in result.reasons[1]
+    assert result.reasons_ru[1].startswith("чемпион обучался на")
+    assert set(result.metrics) == {"challenger", "champion", "champion_as_served"}
+
+    older = base.frame[base.trainable() & ~holdout_mask]
+    unseen = train_model(type(base.dataset)(older, base.dataset.paths, {}), show_progress=False)
+    assert unseen.seen(base.frame.loc[holdout_mask, "id"]) == 0
+    fits.clear()
+    result = retrain(
+        settings,
+        base=base,
+        base_corrections=events,
+        show_progress=False,
+        champion=Champion(unseen, tmp_path, "directory"),
+    )
+    assert result.holdout["champion_seen"] == 0
+    assert [refit for refit, _ in fits] == [None]  # judged as it is
+    assert not any("refit" in r for r in result.reasons)
+    assert set(result.metrics) == {"challenger", "champion"}
