@@ -9,7 +9,11 @@ from cur_ml.api.deps import require
 from cur_ml.api.main import create_app
 
 BODY = {"appeals": [{"text": "Не горит фонарь во дворе"}]}
-TOKENS = {"predict_token": "p-secret", "operator_token": "o-secret", "admin_token": "a-secret"}
+#: Tokens of 24 characters or more (shorter ones are refused at start).
+PREDICT = "p-secret-0123456789abcdefgh"
+OPERATOR = "o-secret-0123456789abcdefgh"
+ADMIN = "a-secret-0123456789abcdefgh"
+TOKENS = {"predict_token": PREDICT, "operator_token": OPERATOR, "admin_token": ADMIN}
 
 
 def bearer(token: str | None) -> dict[str, str]:
@@ -35,20 +39,20 @@ def secured(tmp_path_factory, model_a_dir, settings_for):
 CASES = [
     ("POST", "/v1/predict", None, 401, "unauthorized"),
     ("POST", "/v1/predict", "wrong", 403, "forbidden"),
-    ("POST", "/v1/predict", "o-secret", 403, "forbidden"),
-    ("POST", "/v1/predict", "p-secret", 200, None),
-    ("POST", "/v1/predict", "a-secret", 200, None),
+    ("POST", "/v1/predict", OPERATOR, 403, "forbidden"),
+    ("POST", "/v1/predict", PREDICT, 200, None),
+    ("POST", "/v1/predict", ADMIN, 200, None),
     ("GET", "/v1/model", None, 401, "unauthorized"),
-    ("GET", "/v1/model", "p-secret", 200, None),
+    ("GET", "/v1/model", PREDICT, 200, None),
     ("GET", "/test/operator", None, 401, "unauthorized"),
-    ("GET", "/test/operator", "p-secret", 403, "forbidden"),
-    ("GET", "/test/operator", "o-secret", 200, None),
-    ("GET", "/test/operator", "a-secret", 200, None),
+    ("GET", "/test/operator", PREDICT, 403, "forbidden"),
+    ("GET", "/test/operator", OPERATOR, 200, None),
+    ("GET", "/test/operator", ADMIN, 200, None),
     ("POST", "/v1/admin/reload", None, 401, "unauthorized"),
-    ("POST", "/v1/admin/reload", "p-secret", 403, "forbidden"),
-    ("POST", "/v1/admin/reload", "o-secret", 403, "forbidden"),
-    ("POST", "/v1/admin/reload", "a-secret-but-longer", 403, "forbidden"),
-    ("POST", "/v1/admin/reload", "a-secret", 200, None),
+    ("POST", "/v1/admin/reload", PREDICT, 403, "forbidden"),
+    ("POST", "/v1/admin/reload", OPERATOR, 403, "forbidden"),
+    ("POST", "/v1/admin/reload", ADMIN + "-but-longer", 403, "forbidden"),
+    ("POST", "/v1/admin/reload", ADMIN, 200, None),
     ("GET", "/healthz", None, 200, None),
     ("GET", "/readyz", None, 200, None),
     ("GET", "/metrics", None, 200, None),
@@ -70,7 +74,15 @@ def test_roles(secured, method, path, token, status, error):
 
 
 @pytest.mark.parametrize(
-    "header", ["Basic cC1zZWNyZXQ6", "Bearer", "bearer", "p-secret", "Token p-secret", "Bearer  "]
+    "header",
+    [
+        "Basic cC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZmdoOg==",
+        "Bearer",
+        "bearer",
+        PREDICT,
+        f"Token {PREDICT}",
+        "Bearer  ",
+    ],
 )
 def test_malformed_authorization_is_401(secured, header):
     r = secured.post("/v1/predict", json=BODY, headers={"Authorization": header})
@@ -105,6 +117,6 @@ def test_empty_tokens_count_as_unset(app_factory, model_a_dir):
 
 
 def test_admin_token_alone_keeps_predict_open(app_factory, model_a_dir):
-    with app_factory(model_a_dir, admin_token="a-secret") as client:
+    with app_factory(model_a_dir, admin_token=ADMIN) as client:
         assert client.post("/v1/predict", json=BODY).status_code == 200
-        assert client.post("/v1/admin/reload", headers=bearer("a-secret")).status_code == 200
+        assert client.post("/v1/admin/reload", headers=bearer(ADMIN)).status_code == 200

@@ -8,7 +8,8 @@ import time
 
 from cur_ml.model.bundle import MODEL_FILE
 
-ADMIN = {"Authorization": "Bearer a-secret"}
+ADMIN_TOKEN = "a-secret-0123456789abcdefgh"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 class Hammer:
@@ -61,7 +62,7 @@ class Hammer:
 def test_reload_under_concurrent_requests(
     app_factory, served_dir, model_b_dir, dev_texts, replace_model
 ):
-    with app_factory(served_dir, admin_token="a-secret") as client:
+    with app_factory(served_dir, admin_token=ADMIN_TOKEN) as client:
         with Hammer(client, dev_texts) as hammer:
             time.sleep(0.5)
             replace_model(model_b_dir, served_dir)
@@ -96,7 +97,7 @@ def test_manifest_change_is_picked_up_by_the_watcher(
 
 
 def test_a_broken_model_is_refused_and_the_old_one_kept(app_factory, served_dir, dev_texts):
-    with app_factory(served_dir, admin_token="a-secret", model_poll_seconds=0.1) as client:
+    with app_factory(served_dir, admin_token=ADMIN_TOKEN, model_poll_seconds=0.1) as client:
         (served_dir / MODEL_FILE).write_bytes(b"not a model")
         manifest = served_dir / "manifest.json"
         manifest.write_text(manifest.read_text().replace("test-a", "test-c"))

@@ -13,7 +13,7 @@ def test_serves_the_champion_alias_and_follows_it(
         tmp_path,
         tmp_path / "unused",
         model_uri="models:/cur-ml@champion",
-        admin_token="admin",
+        admin_token="admin-token-0123456789abcdef",
         mlflow_enabled=True,
         mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
         mlflow_artifact_location=(tmp_path / "artifacts").as_uri(),
@@ -38,7 +38,9 @@ def test_serves_the_champion_alias_and_follows_it(
             metrics={},
             aliases=("champion",),
         )
-        reloaded = client.post("/v1/admin/reload", headers={"Authorization": "Bearer admin"})
+        reloaded = client.post(
+            "/v1/admin/reload", headers={"Authorization": "Bearer admin-token-0123456789abcdef"}
+        )
         assert reloaded.status_code == 200, reloaded.text
         answer = client.post("/v1/predict", json={"appeals": [{"text": "Не работает лифт"}]})
         assert answer.json()["model_version"] == second.version

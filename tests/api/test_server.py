@@ -122,7 +122,7 @@ def test_worker_processes_get_the_same_settings(monkeypatch, tmp_path):
     settings = Settings(
         _env_file=None,
         model_dir=tmp_path / "m",
-        admin_token="s3cret",
+        admin_token="s3cret-0123456789abcdefghij",
         predict_token=None,
         max_batch=7,
         coalesce_predictions=False,
@@ -132,7 +132,7 @@ def test_worker_processes_get_the_same_settings(monkeypatch, tmp_path):
     try:
         again = Settings(_env_file=None)
         assert again.model_dump() == settings.model_dump()
-        assert again.admin_token.get_secret_value() == "s3cret"
+        assert again.admin_token.get_secret_value() == "s3cret-0123456789abcdefghij"
         assert again.model_dir == Path(tmp_path / "m")
     finally:
         for key in list(os.environ):

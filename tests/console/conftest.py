@@ -15,8 +15,8 @@ from cur_ml.api.main import create_app
 from cur_ml.model.training import train_model
 from cur_ml.settings import Settings
 
-OPERATOR_TOKEN = "operator-secret-token"
-ADMIN_TOKEN = "admin-secret-token"
+OPERATOR_TOKEN = "operator-secret-token-0123456"
+ADMIN_TOKEN = "admin-secret-token-0123456"
 #: Appeals of the kinds the demo data holds; short and mixed ones go to review.
 APPEALS = [
     {"id": "a1", "text": "Яма во дворе", "district": "Невский", "source": "portal"},

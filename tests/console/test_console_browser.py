@@ -27,7 +27,7 @@ DEMO = REPO / "datasets" / "demo" / "appeals.csv"
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "console"
 DOC_SHOTS = REPO / "docs" / "screenshots"
-OPERATOR, ADMIN = "e2e-operator-token", "e2e-admin-token"
+OPERATOR, ADMIN = "e2e-operator-token-0123456789", "e2e-admin-token-0123456789"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -70,7 +70,9 @@ def test_a_script_in_the_text_is_only_text():
     assert html.startswith("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; <mark")
 
 
-SETTINGS = Settings(_env_file=None, operator_token="op", admin_token="adm")
+#: Tokens of 24 characters or more (shorter ones are refused at start).
+OP, ADM = "operator-token-0123456789ab", "admin-token-0123456789abcde"
+SETTINGS = Settings(_env_file=None, operator_token=OP, admin_token=ADM)
 
 
 def test_session_round_trip_and_tampering():
@@ -88,28 +90,28 @@ def test_session_expires_and_dies_with_its_token():
     session = ConsoleSession.anonymous().signed_in("admin", "")
     cookie = dumps(SETTINGS, session)
     assert loads(SETTINGS, cookie, now=session.issued + MAX_AGE + 1) is None
-    rotated = Settings(_env_file=None, operator_token="op", admin_token="new")
+    rotated = Settings(_env_file=None, operator_token=OP, admin_token="new-admin-token-0123456789")
     assert loads(rotated, cookie) is None  # another key
     assert session.name == "admin"
 
 
 def test_an_operator_cannot_forge_admin_without_the_admin_token():
-    only_operator = Settings(_env_file=None, operator_token="op", admin_token=None)
+    only_operator = Settings(_env_file=None, operator_token=OP, admin_token=None)
     forged = ConsoleSession.anonymous().signed_in("admin", "x")
     assert loads(only_operator, dumps(only_operator, forged)) is None
 
 
 @pytest.mark.parametrize(
     ("token", "role"),
-    [("op", "operator"), ("adm", "admin"), (" adm ", "admin"), ("", None), ("nope", None)],
+    [(OP, "operator"), (ADM, "admin"), (f" {ADM} ", "admin"), ("", None), ("nope", None)],
 )
 def test_role_for(token, role):
     assert role_for(SETTINGS, token) == role
 
 
 def test_admin_wins_when_both_tokens_are_the_same():
-    same = Settings(_env_file=None, operator_token="t", admin_token="t")
-    assert role_for(same, "t") == "admin"
+    same = Settings(_env_file=None, operator_token=ADM, admin_token=ADM)
+    assert role_for(same, ADM) == "admin"
 
 
 def test_queue_context_round_trip_and_days_in_moscow_time():

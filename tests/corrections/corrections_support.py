@@ -21,8 +21,8 @@ from app_support import (  # noqa: F401 - re-exported to the corrections tests
 from cur_ml.settings import Settings
 
 DEMO = Path(__file__).resolve().parents[2] / "datasets" / "demo" / "appeals.csv"
-OPERATOR = "operator-token"
-ADMIN = "admin-token"
+OPERATOR = "operator-token-0123456789abcdef"
+ADMIN = "admin-token-0123456789abcdef"
 OP = {"Authorization": f"Bearer {OPERATOR}"}
 ADM = {"Authorization": f"Bearer {ADMIN}"}
 
