@@ -43,8 +43,18 @@ def train(
         str | None,
         typer.Option("--eval-split", help="also evaluate on rows of this split of the same files"),
     ] = None,
+    champion: Annotated[
+        bool | None,
+        typer.Option(
+            "--champion/--no-champion",
+            help="make it models:/cur-ml@champion (default: when --out is CUR_ML_MODEL_DIR)",
+        ),
+    ] = None,
 ) -> None:
-    """Train every head and save the model with its manifest."""
+    """Train every head and save the model with its manifest.
+
+    Training into the served model directory puts the model in service, so it also becomes
+    the registry's champion: the directory is only a cache of that alias."""
     from cur_ml.data import load_appeals
     from cur_ml.model.report import PREDICTIONS_FILE
     from cur_ml.model.training import evaluate_model, headline, train_model
@@ -72,8 +82,12 @@ def train(
         summary["predictions"] = str(report_dir / PREDICTIONS_FILE)
         inputs.append(data_input(held_out.frame, data, eval_split, eval_split))
     model.save(out)
+    settings = Settings()
+    if champion is None:
+        champion = out.resolve() == settings.model_dir.resolve()
+    summary["champion"] = champion
     summary["mlflow"] = record_run(
-        Settings(),
+        settings,
         kind="train",
         model=model,
         model_dir=out,
@@ -81,6 +95,7 @@ def train(
         report_dir=report_dir,
         split=eval_split,
         data=inputs,
+        aliases=("champion",) if champion else (),
     )
     _print_json(summary)
 
@@ -286,11 +301,24 @@ def _engine(settings):
 
 @corrections_app.command("import")
 def corrections_import(
-    path: Annotated[Path, typer.Argument(help="CSV: appeal_id, at, field, old, new")],
-    data: DataOpt,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or JSON Lines: appeal_id, at, field, old, new (and the further columns "
+            "of `cur-ml store export corrections`)"
+        ),
+    ],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data",
+            help="labelled appeals whose ids events without a prediction must name "
+            "(repeatable; none: every appeal id is taken, as when restoring an export)",
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
     operator: Annotated[str, typer.Option(help="recorded as the operator")] = "import",
 ) -> None:
-    """Load correction events against the labelled appeals of --data (ids must match)."""
+    """Load correction history; events by appeal must name appeals of --data (ids must match)."""
     from dataclasses import asdict
 
     from cur_ml.data import load_appeals
@@ -299,14 +327,61 @@ def corrections_import(
     from cur_ml.store.corrections import CorrectionRepository
 
     settings = Settings()
-    dataset = load_appeals(data)
-    if "id" not in dataset.frame.columns:
-        raise DataError(f"{data[0]} has no 'id' column to match corrections against")
+    known: set[str] | None = None
+    if data:
+        dataset = load_appeals(data)
+        if "id" not in dataset.frame.columns:
+            raise DataError(f"{data[0]} has no 'id' column to match corrections against")
+        known = set(dataset.frame["id"].astype(str))
     repo = CorrectionRepository(_engine(settings))
-    summary = import_corrections(
-        path, set(dataset.frame["id"].astype(str)), repo, operator=operator
-    )
+    summary = import_corrections(path, known, repo, operator=operator)
     _print_json(asdict(summary))
+
+
+store_app = typer.Typer(no_args_is_help=True, help="The store: backups and exports.")
+app.add_typer(store_app, name="store")
+export_app = typer.Typer(no_args_is_help=True, help="Write what the store holds to a file.")
+store_app.add_typer(export_app, name="export")
+ForceOpt = Annotated[bool, typer.Option("--force", help="overwrite PATH if it exists")]
+
+
+@store_app.command("backup")
+def store_backup(
+    path: Annotated[Path, typer.Argument(help="the file to write (refused if it exists)")],
+    force: ForceOpt = False,
+) -> None:
+    """A consistent copy of the store, safe while the service writes (SQLite: online backup;
+    PostgreSQL: pg_dump, custom format); prints what ran and how to restore."""
+    from cur_ml.settings import Settings
+    from cur_ml.store.backup import backup_store
+
+    done = backup_store(Settings().database_url, path, force=force)
+    if done.command:
+        typer.echo(f"ran: {done.command}")
+    typer.echo(f"backup: {done.path} ({done.method}, {done.size:,} bytes)")
+    if done.rows:
+        typer.echo("rows: " + ", ".join(f"{t} {n:,}" for t, n in done.rows.items()))
+    typer.echo("to restore:\n" + "\n".join(done.restore))
+
+
+@export_app.command("corrections")
+def store_export_corrections(
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "csv",
+    out: Annotated[str, typer.Option("--out", help="file to write, - for stdout")] = "-",
+    force: ForceOpt = False,
+) -> None:
+    """Every correction and label approval, oldest first, as `cur-ml corrections import` reads
+    them: export, then import into another store, gives the same history."""
+    from cur_ml.settings import Settings
+    from cur_ml.store.export import export_to
+
+    counts = export_to(Settings().database_url, out, fmt, force=force)
+    where = "stdout" if out == "-" else out
+    typer.echo(
+        f"cur-ml: {counts['correction']} correction(s), {counts['label_approval']} label "
+        f"approval(s) written to {where}",
+        err=True,
+    )
 
 
 BaseDataOpt = Annotated[

@@ -6,6 +6,7 @@ The CLI prints them as one line; the API maps them to 4xx answers.
 from __future__ import annotations
 
 __all__ = [
+    "BackupError",
     "CurMlError",
     "DataError",
     "IdempotencyKeyReusedError",
@@ -124,3 +125,10 @@ class RetrainRefusedError(CurMlError):
     refused before any training, with the one-line reason and how to proceed."""
 
     code = "E500"
+
+
+class BackupError(CurMlError):
+    """A backup or export of the store cannot be made: the target exists, the store is not
+    there, `pg_dump` is missing or failed."""
+
+    code = "E600"

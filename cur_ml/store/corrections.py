@@ -359,6 +359,27 @@ class CorrectionRepository:
         derived = {i: [stored[k] for k in ks if k in stored] for i, ks in followers.items()}
         return Stored(out, {i: rs for i, rs in derived.items() if rs}, approvals)
 
+    def add_history(self, items: Sequence[CorrectionIn]) -> list[tuple[CorrectionRecord, bool]]:
+        """Store recorded history as it is (imports, restores): no check that a prediction is
+        stored, `old_value` kept, nothing derived (derived rows are part of the history).
+        A key seen before is a repeat; one that stored a different correction raises
+        `IdempotencyKeyReusedError` and nothing is stored."""
+        rows = [item.row() for item in items]
+        keys = [r["idempotency_key"] for r in rows]
+        with self._writing() as session:
+            _check_reuse(rows, _by_keys(session, keys))
+            stmt = _insert_ignoring_duplicates(self.engine).returning(
+                CorrectionRecord.idempotency_key
+            )
+            inserted = set(session.scalars(stmt, rows)) if rows else set()
+            stored = _by_keys(session, keys)
+            _check_reuse(rows, stored)
+        out, seen = [], set()
+        for key in keys:
+            out.append((stored[key], key in inserted and key not in seen))
+            seen.add(key)
+        return out
+
     def history(self, prediction_id: str) -> list[CorrectionRecord]:
         """Every correction of one prediction, oldest first."""
         q = (

@@ -72,6 +72,8 @@ class LabelApprovalIn:
     comment: str | None = None
     prediction_id: str | None = None
     correction_key: str | None = None
+    #: When it was approved: now, unless history is imported.
+    created_at: datetime | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -81,7 +83,7 @@ class LabelApprovalIn:
             "comment": self.comment,
             "prediction_id": self.prediction_id,
             "correction_key": self.correction_key,
-            "created_at": datetime.now(UTC),
+            "created_at": self.created_at or datetime.now(UTC),
         }
 
 
