@@ -113,3 +113,43 @@ def test_missing_columns_and_unknown_split(tmp_path, demo_path):
     )
     done = run("train", "--data", str(demo_path), "--split", "nosuch", "--out", str(tmp_path))
     assert done.returncode != 0 and "no rows with split == 'nosuch'" in done.stderr
+
+
+def test_training_into_the_served_directory_makes_the_champion(demo_path, tmp_path):
+    """The model directory is a cache of `models:/cur-ml@champion`: training into it puts
+    the model in service, so the alias follows; training elsewhere only registers."""
+    import os
+
+    import mlflow
+
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    served = tmp_path / "models" / "default"
+    env = {
+        **os.environ,
+        "CUR_ML_MODEL_DIR": str(served),
+        "CUR_ML_MLFLOW_ENABLED": "true",
+        "CUR_ML_MLFLOW_TRACKING_URI": tracking,
+        "CUR_ML_MLFLOW_ARTIFACT_LOCATION": (tmp_path / "artifacts").as_uri(),
+    }
+
+    def train(out) -> dict:
+        done = subprocess.run(
+            [*CLI, "train", "--data", str(demo_path), "--split", "train", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    first = train(served)
+    client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    assert first["champion"] is True
+    champion = client.get_model_version_by_alias("cur-ml", "champion")
+    assert str(champion.version) == first["mlflow"]["registered_version"]
+
+    other = train(tmp_path / "elsewhere")
+    assert other["champion"] is False
+    assert other["mlflow"]["registered_version"] != str(champion.version)
+    assert client.get_model_version_by_alias("cur-ml", "champion").version == champion.version

@@ -85,6 +85,9 @@ def operator_rows(engine: Engine, events: pd.DataFrame) -> tuple[pd.DataFrame, p
     return pd.DataFrame(rows), keyed
 
 
+_EVENT = ["appeal_id", "at", "field", "new"]
+
+
 def _approved(
     engine: Engine, events: pd.DataFrame, base: BaseData, champion: Champion | None
 ) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -138,6 +141,9 @@ def run_retrain(
         log.warning("corrections with labels never approved, not learned: %s", refused)
     imported = usable[usable["prediction_id"].isna() & usable["appeal_id"].notna()]
     matched = matching_events(imported, base.frame)
+    # The holdout's truth takes every imported correction, approved label or not.
+    every = events[events["prediction_id"].isna() & events["appeal_id"].notna()]
+    truth = matching_events(every, base.frame)
     frame, keyed = operator_rows(engine, usable)
     n_matched = len(matched) + len(keyed)
     if n_matched == 0 and not opts.allow_no_match:
@@ -145,9 +151,10 @@ def run_retrain(
     result = retrain(
         settings,
         base=base,
-        base_corrections=matched[["appeal_id", "at", "field", "new"]] if len(matched) else None,
+        base_corrections=matched[_EVENT] if len(matched) else None,
+        truth_corrections=truth[_EVENT] if len(truth) else None,
         operator_rows=frame if not frame.empty else None,
-        operator_events=keyed[["appeal_id", "at", "field", "new"]] if len(keyed) else None,
+        operator_events=keyed[_EVENT] if len(keyed) else None,
         corrections_matched=n_matched,
         show_progress=show_progress,
         champion=champion,

@@ -125,6 +125,7 @@ def _training_rows(
     data: BaseData,
     held_out: pd.DataFrame | None,
     base_corrections: pd.DataFrame | None,
+    holdout_corrections: pd.DataFrame | None,
     operator_rows: pd.DataFrame | None,
     operator_events: pd.DataFrame | None,
     weight: float,
@@ -149,7 +150,7 @@ def _training_rows(
     base_train = train.reset_index(drop=True)
     train, changed, per_field = _corrected(base_train, base_corrections, taxonomy)
     holdout, holdout_changed, _ = _corrected(
-        holdout.reset_index(drop=True), base_corrections, taxonomy
+        holdout.reset_index(drop=True), holdout_corrections, taxonomy
     )
     holdout_info["labels_corrected"] = int(holdout_changed.sum())
     extra = _operator_frame(operator_rows)
@@ -179,6 +180,7 @@ def retrain(
     base: Dataset | BaseData,
     held_out: pd.DataFrame | None = None,
     base_corrections: pd.DataFrame | None = None,
+    truth_corrections: pd.DataFrame | None = None,
     operator_rows: pd.DataFrame | None = None,
     operator_events: pd.DataFrame | None = None,
     corrected_weight: float | None = None,
@@ -191,14 +193,19 @@ def retrain(
 
     `held_out`: the rows to judge on; None (the default): the newest weeks of `base`, which
     the challenger then does not train on. `base_corrections`: events (appeal_id, at, field,
-    new) against `base` ids. `operator_rows`: appeals operators corrected, labelled as served,
+    new) against `base` ids, learned by the challenger. `truth_corrections`: the events that
+    make the holdout's truth (default `base_corrections`) — every correction, including those
+    whose label was never approved: approval decides what a model may learn, not what is
+    true, and a truth left at the first label favours a champion trained on first labels.
+    `operator_rows`: appeals operators corrected, labelled as served,
     with `operator_events` keyed by their `id` (without events the rows count as corrected
     already, and all weigh more). `champion`: "registry" resolves it (see `champion.py`).
     """
     data = _as_base(base)
     weight = settings.corrected_weight if corrected_weight is None else corrected_weight
+    truth = base_corrections if truth_corrections is None else truth_corrections
     rows = _training_rows(
-        settings, data, held_out, base_corrections, operator_rows, operator_events, weight
+        settings, data, held_out, base_corrections, truth, operator_rows, operator_events, weight
     )
     changed_rows = int(rows.changed_mask.sum())
     matched = corrections_matched
