@@ -290,3 +290,20 @@ def test_a_champion_that_saw_the_holdout_is_judged_by_its_recipe_refit(
     assert [refit for refit, _ in fits] == [None]  # judged as it is
     assert not any("refit" in r for r in result.reasons)
     assert set(result.metrics) == {"challenger", "champion"}
+
+
+def test_the_holdouts_truth_takes_corrections_to_labels_never_approved(tmp_path, store):
+    """Approval decides what a model may learn, not what is true: a holdout appeal re-routed
+    to an agency nobody approved counts as that agency when both models are judged."""
+    frame = load_appeals([DEMO]).frame
+    mask, _ = recent_holdout(frame, min_rows=2_000, max_fraction=0.2)
+    recent, old = frame[mask].iloc[0], frame[~mask & (frame["split"] == "train")].iloc[0]
+    other = next(a for a in frame["agency"].unique() if a != old["agency"])
+    _imported(
+        store, [(recent["id"], "agency", "ГКУ Никем не одобренное"), (old["id"], "agency", other)]
+    )
+    settings = settings_for(tmp_path, tmp_path / "models" / "default", base_data=[DEMO])
+    result = run_retrain(settings, store)
+    assert result.labels_refused["agency"] == 1  # not learned ...
+    assert result.changed["agency"] == 1  # (the approved one is)
+    assert result.holdout["labels_corrected"] == 1  # ... but true on the holdout
