@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import Annotated, TextIO
 
 import typer
 
-from cur_ml.errors import CurMlError, DataError
+from cur_ml.errors import DataError
 
 app = typer.Typer(
     add_completion=False,
@@ -279,12 +280,27 @@ def serve(
     host: Annotated[str | None, typer.Option(help="default: CUR_ML_HOST or 127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option(help="default: CUR_ML_PORT or 8000")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="default: CUR_ML_WORKERS or 1")] = None,
+    allow_open_predict: Annotated[
+        bool,
+        typer.Option(
+            "--allow-open-predict",
+            help="serve predict without a token on a non-loopback host (warned at every start; "
+            "default: CUR_ML_ALLOW_OPEN_PREDICT)",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP service (POST /v1/predict, /docs, /metrics)."""
     from cur_ml.api.server import serve as run
     from cur_ml.settings import Settings
 
-    run(Settings(), model_dir=model, host=host, port=port, workers=workers)
+    run(
+        Settings(),
+        model_dir=model,
+        host=host,
+        port=port,
+        workers=workers,
+        allow_open_predict=allow_open_predict,
+    )
 
 
 corrections_app = typer.Typer(no_args_is_help=True, help="Operator corrections: import history.")
@@ -295,6 +311,8 @@ def _engine(settings):
     from cur_ml.store import make_engine, upgrade
 
     engine = make_engine(settings.database_url)
+    with engine.connect():  # the store down or not a database: one line, before alembic logs
+        pass
     upgrade(engine)
     return engine
 
@@ -447,12 +465,14 @@ def worker(
     import signal
     import threading
 
-    from cur_ml.retrain.worker import Worker
     from cur_ml.settings import Settings
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
-    runner = Worker(settings, _engine(settings))
+    engine = _engine(settings)  # a store that is down: one line, before the heavy imports
+    from cur_ml.retrain.worker import Worker
+
+    runner = Worker(settings, engine)
     stale = runner.runs.fail_stale()
     if stale:
         typer.echo(f"cur-ml: {stale} job(s) of a stopped worker marked failed", err=True)
@@ -470,14 +490,49 @@ def worker(
         stop.set()
 
 
+#: The log level asked for on the command line (or CUR_ML_LOG_LEVEL): a failure's traceback
+#: is shown at debug.
+_log_level: list[str | None] = [None]
+
+
+@app.callback()
+def _options(
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            envvar="CUR_ML_LOG_LEVEL",
+            help="debug, info, warning, error (default: CUR_ML_LOG_LEVEL or info); "
+            "debug also logs the traceback of a failure",
+        ),
+    ] = None,
+) -> None:
+    if log_level is not None:
+        os.environ["CUR_ML_LOG_LEVEL"] = log_level  # every command's Settings() reads it
+        _log_level[0] = log_level
+
+
 def main() -> None:
-    """Entry point: domain errors become one line on stderr and a non-zero exit."""
+    """Entry point: every failure (bad argument, bad setting, store down, port taken, ...) is
+    one line on stderr and a non-zero exit; the traceback goes to the debug log only."""
+    from typer.exceptions import Abort, TyperException
+
+    from cur_ml.cli_errors import one_line, report
+
     try:
-        app()
-    except CurMlError as exc:
-        _fail(exc.message)
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)  # command-line errors come back to be shown here
+    except TyperException as exc:  # a bad argument or option (typer's click exceptions)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # typer has shown the help already
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        _fail(one_line(exc.format_message()) + hint)
+    except (Abort, KeyboardInterrupt):
         _fail("interrupted")
+    except Exception as exc:
+        _fail(report(exc, _log_level[0]))
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ __all__ = [
     "ModelNotReadyError",
     "PredictorBusyError",
     "RetrainRefusedError",
+    "StartupError",
     "StoreBusyError",
     "StoreUnavailableError",
     "UnknownPredictionError",
@@ -132,3 +133,10 @@ class BackupError(CurMlError):
     there, `pg_dump` is missing or failed."""
 
     code = "E600"
+
+
+class StartupError(CurMlError):
+    """`cur-ml serve` cannot start as configured (predict open on a public address, the port
+    taken): refused before anything runs, naming the setting to change."""
+
+    code = "E700"

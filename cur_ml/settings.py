@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["REPO_ROOT", "Settings"]
+__all__ = ["MIN_TOKEN_CHARS", "REPO_ROOT", "TOKEN_SETTINGS", "Settings", "is_loopback"]
 
 #: Checkout root (the package is installed in editable mode from it).
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Shortest bearer token accepted: a guessable token is no protection.
+MIN_TOKEN_CHARS = 24
+#: The settings that hold bearer tokens (each refused at start when shorter than the minimum).
+TOKEN_SETTINGS = ("predict_token", "operator_token", "admin_token", "metrics_token")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable only from this machine (a host name other than `localhost`
+    counts as public: what it resolves to may change)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
     """Settings of the command line and the service; passed down, never read elsewhere."""
 
-    model_config = SettingsConfigDict(env_prefix="CUR_ML_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused token must never be printed with its error.
+    model_config = SettingsConfigDict(
+        env_prefix="CUR_ML_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     model_dir: Path = REPO_ROOT / "models" / "default"
     #: Serve from the MLflow registry, e.g. `models:/cur-ml@champion`: resolved into
@@ -75,11 +95,18 @@ class Settings(BaseSettings):
     # --- HTTP service (`cur-ml serve`) ---------------------------------------------
     #: Where predictions (and, later, corrections) are recorded; SQLite file by default.
     database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'cur_ml.sqlite3'}"
-    #: Bearer tokens per role; an unset predict token leaves predict open,
+    #: Bearer tokens per role, 24 characters at least (an empty one counts as unset); an unset
+    #: predict token leaves predict open (refused off loopback unless `allow_open_predict`),
     #: unset operator/admin tokens disable those routes (the admin token passes every check).
     predict_token: SecretStr | None = None
     operator_token: SecretStr | None = None
     admin_token: SecretStr | None = None
+    #: Let `serve` bind a non-loopback host with no predict token (a warning at every start).
+    allow_open_predict: bool = False
+    #: Bearer token of the Prometheus scraper for `/metrics` (the admin token passes too).
+    metrics_token: SecretStr | None = None
+    #: Whether `/metrics` needs a token; None: only when `host` is not a loopback address.
+    metrics_require_token: bool | None = None
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)
@@ -120,6 +147,32 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: One JSON object per log line (False: plain text, for a terminal).
     log_json: bool = True
+
+    @field_validator(*TOKEN_SETTINGS, mode="after")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # an empty token counts as unset
+        length = len(value.get_secret_value())
+        if length < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"a token needs at least {MIN_TOKEN_CHARS} characters (this one has {length}); "
+                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @field_validator("log_level", mode="after")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.upper() not in _LOG_LEVELS:
+            raise ValueError(f"expected one of {', '.join(_LOG_LEVELS).lower()}")
+        return value.upper()
+
+    def metrics_locked(self) -> bool:
+        """Whether `/metrics` needs a bearer token (by default: when bound off loopback)."""
+        if self.metrics_require_token is None:
+            return not is_loopback(self.host)
+        return self.metrics_require_token
 
     def training_params(self) -> dict[str, float]:
         """The model parameters that are settings (passed to `AppealClassifier`)."""

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from cur_ml.api.batcher import DirectPredictor, PredictBatcher
 from cur_ml.api.errors import install_error_handlers
+from cur_ml.api.headers import SecurityHeadersMiddleware
 from cur_ml.api.lane_process import ProcessRunner
 from cur_ml.api.lanes import LargeLane
 from cur_ml.api.metrics import ApiMetrics
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware, metrics=api_metrics, max_body_bytes=settings.max_body_bytes
     )
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: its 413s and 500s get them too
     for module in (
         predict,
         corrections,

@@ -7,6 +7,7 @@ import logging
 import logging.config
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -16,8 +17,8 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from cur_ml.api.logs import log_config
+from cur_ml.api.startup import announce_exposure, check_exposure, listening_socket
 from cur_ml.errors import ModelError
-from cur_ml.model.bundle import MANIFEST_NAME
 from cur_ml.settings import Settings
 from cur_ml.store import make_engine, upgrade
 
@@ -65,15 +66,37 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     workers: int | None = None,
+    allow_open_predict: bool = False,
 ) -> None:
     """Serve `model_dir` (default: the default model, trained on the demo data if missing).
 
-    Blocks until the server stops (Ctrl-C / SIGTERM: requests in flight finish,
-    recorded predictions are flushed).
+    Refused first, in one line: predict open on a non-loopback address (unless
+    `allow_open_predict`), a port in use. Blocks until the server stops (Ctrl-C /
+    SIGTERM: requests in flight finish, recorded predictions are flushed).
     """
-    import uvicorn
-
     settings = settings or Settings()
+    given = {"host": host, "port": port, "workers": workers}
+    updates = {name: value for name, value in given.items() if value is not None}
+    if allow_open_predict:
+        updates["allow_open_predict"] = True
+    settings = settings.model_copy(update=updates)
+    check_exposure(settings)
+    with listening_socket(settings.host, settings.port) as sock:
+        # port 0: the one the system chose, for the URL printed and the workers' settings
+        _serve(settings.model_copy(update={"port": sock.getsockname()[1]}), model_dir, sock)
+
+
+def _serve(settings: Settings, model_dir: Path | None, sock: socket.socket) -> None:
+    """`serve` once its address is settled: the store, the model, then uvicorn on `sock`."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    engine = make_engine(settings.database_url)
+    with engine.connect():  # the store down or not a database: one line, before anything runs
+        pass
+    # Here, not at the top: the checks above fail without importing scikit-learn (seconds).
+    from cur_ml.model.bundle import MANIFEST_NAME
+
     updates: dict[str, object] = {}
     if model_dir is not None:
         model_dir = Path(model_dir).resolve()
@@ -105,14 +128,9 @@ def serve(
             metrics=model.manifest["metrics"],
             aliases=("champion",),
         )
-    if host is not None:
-        updates["host"] = host
-    if port is not None:
-        updates["port"] = port
-    if workers is not None:
-        updates["workers"] = workers
     settings = settings.model_copy(update=updates)
     logging.config.dictConfig(log_config(settings.log_level, settings.log_json))
+    announce_exposure(settings, log)
 
     app = None
     if settings.workers <= 1:
@@ -120,7 +138,6 @@ def serve(
 
         app = create_app(settings)
         app.state.slot.load_in_background()  # overlaps with the migrations and uvicorn's start
-    engine = make_engine(settings.database_url)
     upgrade(engine)  # once here, so workers starting together never race on the schema
     engine.dispose()
 
@@ -135,12 +152,16 @@ def serve(
         "server_header": False,
         "timeout_graceful_shutdown": 30,
     }
-    if app is not None:
-        uvicorn.run(app, **common)
-    else:
-        _export(settings)
-        # One set of metrics: every worker writes its values where /metrics reads them all.
-        with _worker_metrics(settings.metrics_dir):
-            uvicorn.run(
-                "cur_ml.api.main:create_app", factory=True, workers=settings.workers, **common
-            )
+    try:  # uvicorn serves on `sock` (what uvicorn.run does after binding its own)
+        if app is not None:
+            uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
+        else:
+            _export(settings)
+            # One set of metrics: every worker writes its values where /metrics reads them all.
+            with _worker_metrics(settings.metrics_dir):
+                config = uvicorn.Config(
+                    "cur_ml.api.main:create_app", factory=True, workers=settings.workers, **common
+                )
+                Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it has handled
+        pass

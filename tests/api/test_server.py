@@ -110,7 +110,7 @@ def test_serve_without_arguments_trains_and_serves_the_default_model(tmp_path):
 
 
 def test_serve_refuses_a_missing_model_dir(tmp_path):
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", port=0)
     with pytest.raises(ModelError, match="no model at"):
         serve(settings, model_dir=tmp_path / "nothing")
 
