@@ -51,6 +51,9 @@ async def _scraper(
 _scraper.role = "metrics"  # type: ignore[attr-defined]  # read by cur_ml.api.openapi
 
 
+_scraper.role = "metrics"  # type: ignore[attr-defined]  # read by cur_ml.api.openapi
+
+
 @router.get(
     "/metrics",
     summary="Метрики Prometheus",
