@@ -13,7 +13,9 @@ __all__ = [
     "InputError",
     "ModelError",
     "ModelIntegrityError",
+    "ModelKeyError",
     "ModelNotReadyError",
+    "ModelSignatureError",
     "PredictorBusyError",
     "RetrainRefusedError",
     "StartupError",
@@ -87,9 +89,23 @@ class ModelError(CurMlError):
 
 
 class ModelIntegrityError(ModelError):
-    """The model file does not match its manifest (sha256 or versions)."""
+    """The model file does not match its manifest (sha256, scikit-learn major.minor), or the
+    manifest names a file outside its directory."""
 
     code = "E301"
+
+
+class ModelSignatureError(ModelIntegrityError):
+    """The manifest is not signed, or its HMAC does not verify with the configured key: the
+    model file (a pickle, i.e. code) is never read."""
+
+    code = "E303"
+
+
+class ModelKeyError(ModelError):
+    """No usable model signing key: unset, missing key file, or shorter than 32 characters."""
+
+    code = "E304"
 
 
 class ModelNotReadyError(ModelError):

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     #: `model_dir` (a cache, downloaded only when the alias moved) at start, on every reload
     #: and every `registry_poll_seconds`.
     model_uri: str | None = None
+    #: Key of the HMAC-SHA256 that signs every model manifest (at least 32 characters); a
+    #: model whose signature does not verify is refused before its pickle is read.
+    model_key: SecretStr | None = None
+    #: Where the key is kept when `model_key` is unset: created (32 random bytes as hex, mode
+    #: 0600) by the first `train` / `serve` that needs it; keep it outside the model directory.
+    model_key_file: Path = REPO_ROOT / "var" / "model.key"
     demo_data: Path = REPO_ROOT / "datasets" / "demo" / "appeals.csv"
     #: Data of the notebooks: `auto` (../shared/datasets/spb when it is there, else the demo
     #: data), `demo`, or a directory holding appeals and corrections files.

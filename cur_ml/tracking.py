@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from cur_ml.model.bundle import MANIFEST_NAME, RoutingModel, load_model
+from cur_ml.model.signing import model_key
 from cur_ml.settings import REPO_ROOT, Settings
 from cur_ml.tracking_fields import (
     DEFAULT_PROFILE,
@@ -89,7 +90,10 @@ class RoutingPyfunc:
 
         class _Impl(mlflow.pyfunc.PythonModel):
             def load_context(self, context) -> None:
-                self.model = load_model(Path(context.artifacts["model_dir"]))
+                # Verified like every load: under `mlflow models serve` the key comes from
+                # the server's environment (CUR_ML_MODEL_KEY or CUR_ML_MODEL_KEY_FILE).
+                key = model_key(Settings())
+                self.model = load_model(Path(context.artifacts["model_dir"]), key)
 
             def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
                 _check_texts(model_input)

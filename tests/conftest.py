@@ -13,6 +13,10 @@ from cur_ml.model.training import train_model
 # MLflow records are tested where they are the point (tests/test_tracking.py); elsewhere they
 # would only slow the suite down and fill var/ of the checkout.
 os.environ.setdefault("CUR_ML_MLFLOW_ENABLED", "false")
+# Models are signed (cur_ml/model/signing.py): every model the tests save and load, in this
+# process and in the servers and CLIs they start, uses this key, never the checkout's var/.
+TEST_MODEL_KEY = "cur-ml-tests-model-signing-key-0123456789"
+os.environ.setdefault("CUR_ML_MODEL_KEY", TEST_MODEL_KEY)
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "datasets" / "demo" / "appeals.csv"

@@ -98,6 +98,8 @@ def test_mlflow_serves_the_champion(demo_model, tmp_path):
         os.environ,
         MLFLOW_TRACKING_URI=store,
         MLFLOW_REGISTRY_URI=store,
+        # The pyfunc verifies the model's signed manifest with the key of the environment.
+        CUR_ML_MODEL_KEY=os.environ["CUR_ML_MODEL_KEY"],
         # `--env-manager local` starts the scoring server as `bash -c 'exec uvicorn ...'`:
         # the venv's uvicorn must be on PATH (the README's `PATH=$PWD/.venv/bin:$PATH`).
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -159,3 +159,34 @@ def test_champion_alias_resolves_to_a_loadable_model(demo_model, tmp_path, mlflo
     assert run["registered_version"]
     loaded = load_model(resolve_model_source("models:/cur-ml@champion", settings))
     assert loaded.version == demo_model.version
+
+
+def test_the_pyfunc_verifies_the_model_with_the_key_of_its_environment(
+    demo_model, tmp_path, mlflow_env, monkeypatch
+):
+    """`mlflow models serve` loads through `load_context`: a server whose CUR_ML_MODEL_KEY is
+    not the key that signed the model refuses it before unpickling."""
+    import mlflow
+    import pandas as pd
+
+    from cur_ml.errors import ModelSignatureError
+    from cur_ml.settings import Settings
+    from cur_ml.tracking import log_run
+
+    settings = Settings(
+        mlflow_enabled=True,
+        mlflow_tracking_uri=mlflow_env["CUR_ML_MLFLOW_TRACKING_URI"],
+        mlflow_artifact_location=mlflow_env["CUR_ML_MLFLOW_ARTIFACT_LOCATION"],
+    )
+    run = log_run(
+        settings,
+        kind="train",
+        model=demo_model,
+        model_dir=demo_model.save(tmp_path / "m"),
+        metrics={},
+    )
+    uri = f"models:/cur-ml/{run['registered_version']}"
+    assert mlflow.pyfunc.load_model(uri).predict(pd.DataFrame([{"text": "Яма во дворе"}])).shape[0]
+    monkeypatch.setenv("CUR_ML_MODEL_KEY", "another-deployment-key-0123456789abcdef")
+    with pytest.raises(ModelSignatureError, match="does not verify"):
+        mlflow.pyfunc.load_model(uri)

@@ -18,11 +18,13 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from cur_ml.errors import CurMlError
 from cur_ml.model.bundle import MANIFEST_NAME, RoutingModel, load_model
 
 __all__ = ["ProcessRunner", "model_sha"]
@@ -54,9 +56,10 @@ def _init(nice: int, parent: int) -> None:
     threading.Thread(target=watch, name="cur-ml-lane-parent-watch", daemon=True).start()
 
 
-def _model(directory: str, sha: str) -> RoutingModel | None:
-    """The model whose file has `sha`, loaded from `directory`; None when the file there is
-    another one (the directory changed since the parent loaded it)."""
+def _model(directory: str, sha: str, key: bytes | None) -> RoutingModel | None:
+    """The model whose file has `sha`, loaded from `directory` (its manifest verified with
+    `key`, as the parent's); None when the file there is another one (the directory changed
+    since the parent loaded it)."""
     model = _models.get(sha)
     if model is not None:
         return model
@@ -66,7 +69,10 @@ def _model(directory: str, sha: str) -> RoutingModel | None:
         return None
     if manifest.get("model_sha256") != sha:
         return None
-    model = load_model(directory)
+    try:
+        model = load_model(directory, key)
+    except CurMlError:  # replaced by a model that does not verify: the parent predicts
+        return None
     if model_sha(model) != sha:
         return None
     model.predict(_WARM_UP, explain=True)
@@ -75,8 +81,10 @@ def _model(directory: str, sha: str) -> RoutingModel | None:
     return model
 
 
-def _predict(directory: str, sha: str, records: Records, explain: bool) -> Records | None:
-    model = _model(directory, sha)
+def _predict(
+    directory: str, sha: str, key: bytes | None, records: Records, explain: bool
+) -> Records | None:
+    model = _model(directory, sha, key)
     return None if model is None else model.predict(records, explain=explain)
 
 
@@ -99,11 +107,15 @@ class ProcessRunner:
     ----------
     nice : how much lower the child's CPU priority is (0: the same).
     pause : seconds without a child after one died (the lane predicts in-thread meanwhile).
+    key : the model signing key the child verifies the model with (None: the configured one).
     """
 
-    def __init__(self, nice: int = 10, pause: float = 30.0) -> None:
+    def __init__(
+        self, nice: int = 10, pause: float = 30.0, key: Callable[[], bytes] | None = None
+    ) -> None:
         self.nice = nice
         self.pause = pause
+        self.key = key
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -117,7 +129,12 @@ class ProcessRunner:
         sha = model_sha(model)
         if sha is None:
             return None
-        future = self._submit(str(directory), sha, records, explain)
+        try:
+            key = self.key() if self.key is not None else None
+        except CurMlError as exc:  # the key went away since the parent loaded the model
+            log.error("large lane predicts in-thread: %s", exc.message)
+            return None
+        future = self._submit(str(directory), sha, key, records, explain)
         if future is None:
             return None
         try:

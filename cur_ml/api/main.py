@@ -7,6 +7,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
@@ -31,6 +32,7 @@ from cur_ml.api.routers import (
     review,
 )
 from cur_ml.console import router as console_router
+from cur_ml.model.signing import model_key
 from cur_ml.retrain.jobs import RetrainJobs
 from cur_ml.settings import Settings
 from cur_ml.store import PredictionRepository, PredictionWriter, StoreHealth, make_engine, upgrade
@@ -114,7 +116,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         min_chars=settings.large_request_chars,
         chunk_chars=settings.large_chunk_chars,
         max_waiting=settings.large_queue,
-        runner=ProcessRunner() if settings.large_lane_process else None,
+        runner=ProcessRunner(key=partial(model_key, settings))
+        if settings.large_lane_process
+        else None,
         directory=lambda: slot.directory,
         on_request=app.state.metrics.observe_large,
     )
@@ -175,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_swap=lambda routing_model: api_metrics.model_loaded(routing_model.version),
         on_failure=api_metrics.model_failed,
         resolve=_registry_resolver(settings),
+        key=partial(model_key, settings),  # every load verifies the manifest's signature
     )
     api_metrics.watch(
         "cur_ml_store_pending_rows",

@@ -61,6 +61,8 @@ class ModelSlot:
     on_failure : called with the message of each failed load.
     resolve : where the model is now, asked before every load (an MLflow registry alias
         such as ``models:/cur-ml@champion`` moves); None: always `directory`.
+    key : the model signing key, asked before every load (a key file may be replaced);
+        None: the configured one. A model whose manifest does not verify is never read.
     """
 
     def __init__(
@@ -69,9 +71,11 @@ class ModelSlot:
         on_swap: Callable[[RoutingModel], None] | None = None,
         on_failure: Callable[[str], None] | None = None,
         resolve: Callable[[], Path] | None = None,
+        key: Callable[[], bytes] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.resolve = resolve
+        self.key = key
         self.model: RoutingModel | None = None
         self.loaded_at: datetime | None = None
         self.error: str | None = None  # why the last load failed
@@ -108,7 +112,7 @@ class ModelSlot:
                     self.directory = Path(self.resolve())
                 signature = _manifest_signature(self.directory)
                 sha = _manifest_sha(self.directory)
-                model = load_model(self.directory)
+                model = load_model(self.directory, self.key() if self.key else None)
                 # A warm-up prediction builds lazy state (tokenizer, caches) before traffic does.
                 model.predict([{"text": "Прогрев модели: не горит фонарь во дворе."}], explain=True)
             except Exception as exc:

@@ -95,8 +95,10 @@ def _serve(settings: Settings, model_dir: Path | None, sock: socket.socket) -> N
     with engine.connect():  # the store down or not a database: one line, before anything runs
         pass
     # Here, not at the top: the checks above fail without importing scikit-learn (seconds).
-    from cur_ml.model.bundle import MANIFEST_NAME
+    from cur_ml.model.bundle import MANIFEST_NAME, read_manifest
+    from cur_ml.model.signing import model_key, verify_manifest
 
+    key = model_key(settings, create=True)  # a short key is one line here, not a 503 later
     updates: dict[str, object] = {}
     if model_dir is not None:
         model_dir = Path(model_dir).resolve()
@@ -118,6 +120,7 @@ def _serve(settings: Settings, model_dir: Path | None, sock: socket.socket) -> N
             settings.demo_data,
             params=settings.training_params(),
             show_progress=False,
+            key=key,
         )
         # The first champion is an MLflow run like every later one.
         record_run(
@@ -128,6 +131,9 @@ def _serve(settings: Settings, model_dir: Path | None, sock: socket.socket) -> N
             metrics=model.manifest["metrics"],
             aliases=("champion",),
         )
+    if not settings.model_uri:  # an unsigned model is refused now, in one line
+        served = model_dir if model_dir is not None else settings.model_dir
+        verify_manifest(read_manifest(served), key, served / MANIFEST_NAME)
     settings = settings.model_copy(update=updates)
     logging.config.dictConfig(log_config(settings.log_level, settings.log_json))
     announce_exposure(settings, log)

@@ -100,19 +100,25 @@ def evaluate_model(
 
 
 def ensure_default_model(
-    model_dir: Path, demo_data: Path, *, params: dict | None = None, show_progress: bool = True
+    model_dir: Path,
+    demo_data: Path,
+    *,
+    params: dict | None = None,
+    show_progress: bool = True,
+    key: bytes | None = None,
 ) -> tuple[RoutingModel, bool]:
     """Load the model at `model_dir`, training it on the demo data first if it is missing.
 
-    Returns the model and whether it was trained now.
+    `key` signs (and verifies) it; None: the configured key. Returns the model and whether it
+    was trained now.
     """
     if (model_dir / "manifest.json").exists():
-        return load_model(model_dir), False
+        return load_model(model_dir, key), False
     train = load_appeals([demo_data], split="train")
     model = train_model(train, params=params, show_progress=show_progress)
     dev = load_appeals([demo_data], split="dev")
     model.manifest["metrics"] = {"dev": headline(evaluate_model(model, dev.frame))}
-    model.save(model_dir)
+    model.save(model_dir, key)
     return model, True
 
 

@@ -22,7 +22,9 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from cur_ml.model.bundle import MANIFEST_NAME, MODEL_FILE, RoutingModel, load_model
+from cur_ml.errors import ModelSignatureError
+from cur_ml.model.bundle import MANIFEST_NAME, RoutingModel, load_model, model_path, read_manifest
+from cur_ml.model.signing import model_key, verify_manifest
 from cur_ml.settings import Settings
 
 __all__ = [
@@ -57,10 +59,11 @@ def promote_files(source: Path, target: Path) -> None:
     """Put `source`'s model in `target`: the model file first, the manifest last, each atomically.
 
     A watcher that keys on the manifest therefore never sees a manifest of a file not there yet.
+    The manifest must name a plain file of `source` (nothing else is copied).
     """
     target.mkdir(parents=True, exist_ok=True)
-    manifest = json.loads((source / MANIFEST_NAME).read_text(encoding="utf-8"))
-    for name in (manifest.get("model_file", MODEL_FILE), MANIFEST_NAME):
+    manifest = read_manifest(source)
+    for name in (model_path(source, manifest).name, MANIFEST_NAME):
         tmp = target / f".{name}.incoming"
         shutil.copyfile(source / name, tmp)
         with open(tmp, "rb") as fh:
@@ -120,6 +123,8 @@ def cache_version(settings: Settings, version: Any, target: Path | None = None) 
         found = _download_model_dir(source, Path(tmp), uri)
         if found is None:
             raise FileNotFoundError(f"registry version {version.version} holds no {MANIFEST_NAME}")
+        # Only a model signed with our key reaches the cache (which the service watches).
+        verify_manifest(read_manifest(found), model_key(settings), found / MANIFEST_NAME)
         promote_files(found, target)
     log.info("model cache %s now holds registry version %s", target, version.version)
     return target
@@ -160,7 +165,8 @@ def load_champion(settings: Settings) -> Champion | None:
     version = registered(settings)
     if version is not None:
         directory = cache_version(settings, version)
-        return Champion(load_model(directory), directory, "registry", str(version.version))
+        model = load_model(directory, model_key(settings))
+        return Champion(model, directory, "registry", str(version.version))
     directory = settings.model_dir
     if not (directory / MANIFEST_NAME).exists():
         return None
@@ -170,8 +176,11 @@ def load_champion(settings: Settings) -> Champion | None:
             CHAMPION,
             directory,
         )
+    key = model_key(settings)  # no usable key: an error, not an absent champion
     try:
-        return Champion(load_model(directory), directory, "directory")
+        return Champion(load_model(directory, key), directory, "directory")
+    except ModelSignatureError:
+        raise  # tampered, or signed with another key: a person decides, never the gate
     except Exception as exc:  # a broken champion is replaced, not fatal
         log.warning(
             "current champion at %s cannot be loaded (%s); treating as absent", directory, exc

@@ -24,6 +24,7 @@ from cur_ml.data import Dataset
 from cur_ml.errors import RetrainRefusedError
 from cur_ml.model.bundle import RoutingModel
 from cur_ml.model.classifier import HEADS
+from cur_ml.model.signing import model_key
 from cur_ml.model.taxonomy import Taxonomy
 from cur_ml.model.training import evaluate_model, headline, train_model
 from cur_ml.retrain.base import BaseData, changed_labels, file_sha256, recent_holdout
@@ -254,7 +255,7 @@ def retrain(
         "champion_version": current.model.version if current else None,
         "champion_metrics": metrics["champion"] or None,
     }
-    challenger.save(registry)
+    challenger.save(registry, model_key(settings, create=True))
     result = RetrainResult(
         challenger_version=challenger.version,
         champion_version=current.model.version if current else None,

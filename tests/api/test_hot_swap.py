@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
-from cur_ml.model.bundle import MODEL_FILE
+from cur_ml.model.bundle import MODEL_FILE, read_manifest, write_signed_manifest
+from cur_ml.model.signing import model_key
+from cur_ml.settings import Settings
 
 ADMIN_TOKEN = "a-secret-0123456789abcdefgh"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -99,8 +101,9 @@ def test_manifest_change_is_picked_up_by_the_watcher(
 def test_a_broken_model_is_refused_and_the_old_one_kept(app_factory, served_dir, dev_texts):
     with app_factory(served_dir, admin_token=ADMIN_TOKEN, model_poll_seconds=0.1) as client:
         (served_dir / MODEL_FILE).write_bytes(b"not a model")
-        manifest = served_dir / "manifest.json"
-        manifest.write_text(manifest.read_text().replace("test-a", "test-c"))
+        # A signed manifest (of another version) whose file does not match it.
+        manifest = {**read_manifest(served_dir), "version": "test-c"}
+        write_signed_manifest(served_dir, manifest, model_key(Settings()))
         r = client.post("/v1/admin/reload", headers=ADMIN)
         assert r.status_code == 409, r.text
         assert r.json()["error"] == "model_load_failed"

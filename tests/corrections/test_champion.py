@@ -7,14 +7,21 @@ import json
 import shutil
 import time
 from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from corrections_support import DEMO, settings_for
+from tamper_support import plant
 
+from cur_ml.errors import ModelIntegrityError, ModelSignatureError
 from cur_ml.model import load_model
+from cur_ml.model.bundle import read_manifest, write_signed_manifest
+from cur_ml.model.signing import model_key
 from cur_ml.retrain import gate
 from cur_ml.retrain.champion import load_champion, registered, resolve_source
 from cur_ml.retrain.jobs import run_retrain
+from cur_ml.settings import Settings
 from cur_ml.store import make_engine, upgrade
 from cur_ml.tracking import record_run, set_alias
 
@@ -49,11 +56,11 @@ def registry(tmp_path, model_a_dir):
 
 
 def _other_model(model_a_dir, target, version: str):
-    """A copy of test-a under another version: a different model for the cache's sake."""
+    """A copy of test-a under another version (signed again): a different model for the
+    cache's sake."""
     shutil.copytree(model_a_dir, target)
-    manifest = json.loads((target / "manifest.json").read_text())
-    manifest["version"] = version
-    (target / "manifest.json").write_text(json.dumps(manifest))
+    manifest = {**read_manifest(target), "version": version}
+    write_signed_manifest(target, manifest, model_key(Settings()))
     return target
 
 
@@ -115,3 +122,29 @@ def test_the_service_follows_the_alias(registry, model_a_dir, tmp_path):
             assert time.monotonic() < deadline, "the moved alias was not followed"
             time.sleep(0.1)
     assert _manifest_version(registry.model_dir) == "test-b"
+
+
+@pytest.mark.parametrize("tamper", ["unsigned", "other scikit-learn"])
+def test_a_tampered_registry_model_is_refused(registry, tmp_path, tamper):
+    """Whoever writes the artifact store cannot get a model past the checks of the model
+    directory: an unsigned file never reaches the cache, a signed one of another
+    scikit-learn minor is refused by the load, and no payload runs."""
+    marker = tmp_path / "payload-ran"
+    root = Path(urlparse(registry.mlflow_artifact_location).path)
+    logged = [m.parent for m in root.rglob("manifest.json") if (m.parent / "model.pkl").is_file()]
+    assert logged, f"no logged model directory under {root}"
+    for directory in logged:
+        if tamper == "unsigned":
+            plant(directory, marker)
+        else:
+            manifest = read_manifest(directory)
+            manifest["libraries"]["scikit-learn"] = "0.1.0"
+            write_signed_manifest(directory, manifest, model_key(registry))
+    if tamper == "unsigned":
+        with pytest.raises(ModelSignatureError, match="is not signed"):
+            load_champion(registry)
+        assert not (registry.model_dir / "manifest.json").exists()  # the cache stays empty
+    else:
+        with pytest.raises(ModelIntegrityError, match=r"scikit-learn 0\.1\.0, this environment"):
+            load_champion(registry)
+    assert not marker.exists()

@@ -20,10 +20,10 @@ GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 
 
 @pytest.fixture(scope="module")
-def golden() -> tuple[list[dict], list[dict], list[dict]]:
+def golden(golden_model_dir) -> tuple[list[dict], list[dict], list[dict]]:
     appeals = json.loads((GOLDEN / "appeals.json").read_text())
     expected = json.loads((GOLDEN / "predictions.json").read_text())
-    model = load_model(GOLDEN / "model")
+    model = load_model(golden_model_dir)  # the bundled (unsigned) model, adopted explicitly
     return appeals, expected, model.predict(appeals, explain=True)
 
 

@@ -36,8 +36,8 @@ def _identical(a: sp.spmatrix, b: sp.spmatrix) -> None:
 
 
 @pytest.fixture(scope="module")
-def featurizer_and_texts():
-    model = load_model(GOLDEN / "model")
+def featurizer_and_texts(golden_model_dir):
+    model = load_model(golden_model_dir)
     appeals = json.loads((GOLDEN / "appeals.json").read_text())
     texts = [a["text"] for a in appeals] + ODD_TEXTS
     objects = [a.get("city_object", "") for a in appeals] + ["", "Дом", "Двор", "Нечто", "", "", ""]
