@@ -6,6 +6,7 @@ The CLI prints them as one line; the API maps them to 4xx answers.
 from __future__ import annotations
 
 __all__ = [
+    "AccountError",
     "BackupError",
     "CurMlError",
     "DataError",
@@ -156,3 +157,10 @@ class StartupError(CurMlError):
     taken): refused before anything runs, naming the setting to change."""
 
     code = "E700"
+
+
+class AccountError(CurMlError):
+    """A personal account cannot be added, found or revoked as asked (a bad or taken name,
+    an unknown role, no such account)."""
+
+    code = "E800"
