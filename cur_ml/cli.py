@@ -13,6 +13,7 @@ from typing import Annotated, TextIO
 import typer
 
 from cur_ml.cli_model import model_app
+from cur_ml.cli_users import users_app
 from cur_ml.errors import DataError
 
 app = typer.Typer(
@@ -307,6 +308,7 @@ def serve(
 corrections_app = typer.Typer(no_args_is_help=True, help="Operator corrections: import history.")
 app.add_typer(corrections_app, name="corrections")
 app.add_typer(model_app, name="model")  # `cur-ml model sign DIR`
+app.add_typer(users_app, name="users")  # `cur-ml users add|list|revoke`
 
 
 def _engine(settings):

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     #: Whether `/metrics` needs a token; None: only when `host` is not a loopback address.
     metrics_require_token: bool | None = None
+    #: A console session ends after this many minutes without a page view (and after 12 h in
+    #: any case); sign-out and revoking the account end it at once.
+    session_idle_minutes: float = Field(60.0, gt=0)
+    #: Failed sign-ins or bearer checks allowed per client address and per account within
+    #: `auth_failure_window_seconds`; the next is answered 429 with Retry-After.
+    auth_failure_limit: int = Field(5, ge=1)
+    auth_failure_window_seconds: float = Field(60.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)

@@ -7,7 +7,6 @@ per request.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Literal
@@ -23,6 +22,8 @@ from cur_ml.api.batcher import DirectPredictor, PredictBatcher
 from cur_ml.api.errors import ApiError
 from cur_ml.api.metrics import ApiMetrics
 from cur_ml.api.model_slot import ModelSlot
+from cur_ml.auth import Authenticator, Identity
+from cur_ml.auth.limits import address_key
 from cur_ml.errors import ModelNotReadyError, StoreBusyError, StoreUnavailableError
 from cur_ml.retrain.jobs import RetrainJobs
 from cur_ml.settings import Settings
@@ -47,6 +48,10 @@ __all__ = [
     "StoreHealthDep",
     "StoreWritable",
     "WriterDep",
+    "accepted_tokens",
+    "client_address",
+    "predict_is_open",
+    "require",
     "store_errors",
 ]
 
@@ -132,7 +137,7 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer TOKEN
 _ENV = {"predict": "CUR_ML_PREDICT_TOKEN", "operator": "CUR_ML_OPERATOR_TOKEN"}
 
 
-def _accepted(settings: Settings, role: Role) -> list[SecretStr]:
+def accepted_tokens(settings: Settings, role: Role) -> list[SecretStr]:
     """Tokens that pass `role`: its own and the admin's (admin passes every check)."""
     own = {
         "predict": settings.predict_token,
@@ -142,36 +147,56 @@ def _accepted(settings: Settings, role: Role) -> list[SecretStr]:
     return [t for t in (own, settings.admin_token) if t is not None and t.get_secret_value()]
 
 
-def _open(settings: Settings) -> bool:
+def predict_is_open(settings: Settings) -> bool:
     """Predict is open while no predict token is configured (an empty one counts as unset)."""
     token = settings.predict_token
     return token is None or not token.get_secret_value()
 
 
-def _matches(given: str, tokens: list[SecretStr]) -> bool:
-    raw = given.encode("utf-8", "surrogateescape")
-    # Compare against every token (no early exit) so timing tells nothing about which matched.
-    hits = [secrets.compare_digest(raw, t.get_secret_value().encode("utf-8")) for t in tokens]
-    return any(hits)
+def client_address(request: Request) -> str | None:
+    """The caller's address as uvicorn reports it (behind a proxy: its forwarded address
+    when the proxy is trusted, `--forwarded-allow-ips`)."""
+    return request.client.host if request.client is not None else None
 
 
-def require(role: Role) -> Callable[..., Awaitable[None]]:
-    """Dependency checking the bearer token for `role`.
+def _too_many(wait: int) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_failures",
+        f"too many failed token checks from this address or for this account; retry in {wait} s",
+        {"Retry-After": str(wait)},
+    )
+
+
+def require(role: Role) -> Callable[..., Awaitable[Identity | None]]:
+    """Dependency checking the bearer token for `role`: an environment token, or a personal
+    account's (`cur-ml users add`); the identity it proves (None while predict is open).
 
     predict is open when CUR_ML_PREDICT_TOKEN is unset; operator and admin routes are
-    disabled (403) while no token can pass them.
+    disabled (403) while no token can pass them. Failed checks are limited per address and
+    per account (429 with Retry-After); a blocked address is refused before its token is
+    looked at.
     """
 
     async def check(
+        request: Request,
         settings: SettingsDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        if role == "predict" and _open(settings):
-            return
-        tokens = _accepted(settings, role)
-        if not tokens:
-            env = _ENV.get(role, "CUR_ML_ADMIN_TOKEN")
-            raise ApiError(403, "route_disabled", f"{role} routes are disabled: {env} is not set")
+    ) -> Identity | None:
+        if role == "predict" and predict_is_open(settings):
+            return None
+        auth: Authenticator = request.app.state.auth
+        if not accepted_tokens(settings, role):  # no environment token: maybe an account
+            with store_errors():
+                enabled = await run_in_threadpool(auth.can_pass, role)
+            if not enabled:
+                env = _ENV.get(role, "CUR_ML_ADMIN_TOKEN")
+                raise ApiError(
+                    403,
+                    "route_disabled",
+                    f"{role} routes are disabled: {env} is not set and no account has the "
+                    f"{role} role (cur-ml users add NAME --role ...)",
+                )
         if credentials is None:
             raise ApiError(
                 401,
@@ -179,13 +204,28 @@ def require(role: Role) -> Callable[..., Awaitable[None]]:
                 f"this route needs the {role} role: send 'Authorization: Bearer TOKEN'",
                 {"WWW-Authenticate": "Bearer"},
             )
-        if not _matches(credentials.credentials, tokens):
+        address = client_address(request)
+        if (wait := auth.limiter.blocked([address_key(address)])) is not None:
+            raise _too_many(wait)
+        identity = auth.env_identity(credentials.credentials)  # no store, no thread
+        if identity is None:
+            with store_errors():
+                verdict = await run_in_threadpool(
+                    auth.check, credentials.credentials, address=address
+                )
+            if verdict.retry_after is not None:
+                raise _too_many(verdict.retry_after)
+            identity = verdict.identity
+        if identity is None or not identity.grants(role):
             raise ApiError(403, "forbidden", f"the token does not grant the {role} role")
+        request.state.identity = identity
+        return identity
 
     check.__name__ = f"require_{role}"
+    check.role = role  # type: ignore[attr-defined]  # read by cur_ml.api.openapi
     return check
 
 
-PredictAuth = Annotated[None, Depends(require("predict"))]
-OperatorAuth = Annotated[None, Depends(require("operator"))]
-AdminAuth = Annotated[None, Depends(require("admin"))]
+PredictAuth = Annotated[Identity | None, Depends(require("predict"))]
+OperatorAuth = Annotated[Identity, Depends(require("operator"))]
+AdminAuth = Annotated[Identity, Depends(require("admin"))]

@@ -31,7 +31,9 @@ from cur_ml.api.routers import (
     predictions,
     review,
 )
+from cur_ml.auth import Authenticator
 from cur_ml.console import router as console_router
+from cur_ml.console.session import console_sessions
 from cur_ml.model.signing import model_key
 from cur_ml.retrain.jobs import RetrainJobs
 from cur_ml.settings import Settings
@@ -103,6 +105,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.predictions = prediction_repo
     app.state.corrections = CorrectionRepository(engine)
     app.state.review_queue = ReviewQueue(engine)
+    app.state.auth = Authenticator.on_store(settings, engine)  # personal accounts, limits
+    app.state.sessions = console_sessions(settings, engine)
 
     def serve_promoted() -> None:
         """A promoted challenger: in service here at once (other workers: by polling)."""
@@ -174,6 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.corrections = None
     app.state.review_queue = None
     app.state.retrain_jobs = None
+    app.state.auth = Authenticator.on_store(settings, None)  # environment tokens until then
+    app.state.sessions = None
     app.state.slot = slot = ModelSlot(
         settings.model_dir,
         on_swap=lambda routing_model: api_metrics.model_loaded(routing_model.version),

@@ -1,36 +1,41 @@
-"""Sign-in with an operator or admin token, sign-out, and the console's two static files."""
+"""Sign-in with a personal or an environment token, sign-out, and the console's static files."""
 
 from __future__ import annotations
 
-import re
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
-from cur_ml.console.session import ConsoleSession, enabled, role_for
+from cur_ml.auth import Authenticator
+from cur_ml.auth.identity import env_fingerprint
+from cur_ml.console.session import COOKIE, ConsoleSession
 from cur_ml.console.web import (
     STATIC_DIR,
+    clear_session,
+    console_open,
     disabled,
+    login_session,
+    message,
     redirect,
     render,
     safe_next,
     session_of,
+    set_login,
     set_session,
     settings_of,
 )
+from cur_ml.store.sessions import SessionStart
+from cur_ml.store.users import clean_name
 
 __all__ = ["router"]
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 _STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
-_NAME_JUNK = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def _clean_name(name: str) -> str:
-    """An operator's name as it goes into the corrections log: one line, at most 64 characters."""
-    return " ".join(_NAME_JUNK.sub(" ", name).split())[:64]
 
 
 def _login_page(
@@ -42,6 +47,7 @@ def _login_page(
     error: str = "",
     notice: str = "",
     status: int = 200,
+    retry_after: int | None = None,
 ) -> HTMLResponse:
     response = render(
         request,
@@ -50,21 +56,33 @@ def _login_page(
         session=session,
         status=status,
     )
-    set_session(request, response, session)
-    return response
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return set_login(request, response, session)
+
+
+def _store_down(request: Request) -> HTMLResponse:
+    log.exception("console: the store could not be read at sign-in")
+    return message(
+        request,
+        None,
+        "Хранилище недоступно",
+        "Вход сейчас невозможен: повторите через минуту.",
+        503,
+    )
 
 
 @router.get("/login", response_class=HTMLResponse, summary="Вход в консоль оператора")
 def login_form(request: Request, next: str = "", out: str = "") -> Response:
-    if not enabled(settings_of(request)):
-        return disabled(request)
-    session = session_of(request)
-    if session is not None and session.role is not None:
-        return redirect(safe_next(next))
-    # The form's CSRF token lives in an anonymous session made here.
-    anonymous = session if session is not None else ConsoleSession.anonymous()
+    try:
+        if not console_open(request):
+            return disabled(request)
+        if session_of(request) is not None:
+            return redirect(safe_next(next))
+    except SQLAlchemyError:
+        return _store_down(request)
     notice = "Вы вышли из консоли." if out else ""
-    return _login_page(request, anonymous, next_url=safe_next(next), notice=notice)
+    return _login_page(request, login_session(request), next_url=safe_next(next), notice=notice)
 
 
 @router.post("/login", response_class=HTMLResponse, summary="Войти по токену")
@@ -75,12 +93,14 @@ def login(
     csrf: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "",
 ) -> Response:
-    settings = settings_of(request)
-    if not enabled(settings):
+    """A personal token signs in as its account (a name typed must be the account's); an
+    environment token as its role, under the name typed. Failures are limited per address
+    and per account (429 with Retry-After, the token not even looked at)."""
+    if not console_open(request):
         return disabled(request)
-    name, next_url = _clean_name(name), safe_next(next)
-    session = session_of(request)
-    if session is None or not session.csrf_ok(csrf):
+    name, next_url = clean_name(name), safe_next(next)
+    anonymous = login_session(request)
+    if not anonymous.csrf_ok(csrf):
         return _login_page(
             request,
             ConsoleSession.anonymous(),
@@ -89,19 +109,55 @@ def login(
             error="Форма устарела. Введите токен ещё раз.",
             status=400,
         )
-    role = role_for(settings, token)
-    if role is None:
-        error = "Токен не подходит." if token.strip() else "Введите токен."
-        return _login_page(request, session, next_url=next_url, name=name, error=error, status=403)
-    return set_session(request, redirect(next_url), session.signed_in(role, name))
+    page = {"next_url": next_url, "name": name}
+    if not token.strip():
+        return _login_page(request, anonymous, **page, error="Введите токен.", status=403)
+    auth: Authenticator = request.app.state.auth
+    address = request.client.host if request.client is not None else None
+    try:
+        verdict = auth.check(token, address=address, name=name or None)
+    except SQLAlchemyError:
+        return _store_down(request)
+    if verdict.retry_after is not None:
+        wait = verdict.retry_after
+        return _login_page(
+            request,
+            anonymous,
+            **page,
+            error=f"Слишком много неудачных попыток входа. Повторите через {wait} с.",
+            status=429,
+            retry_after=wait,
+        )
+    who = verdict.identity
+    if who is None or who.role not in ("operator", "admin"):
+        error = "Токен не подходит." if who is None else "Этот токен не открывает консоль."
+        return _login_page(request, anonymous, **page, error=error, status=403)
+    start = SessionStart(
+        role=who.role,
+        name=who.name or name or who.role,
+        user_id=who.user_id,
+        env_token=None if who.personal else env_fingerprint(settings_of(request), who.role),
+    )
+    try:
+        request.app.state.sessions.end(request.cookies.get(COOKIE))  # one browser, one session
+        session_id, _ = request.app.state.sessions.start(start)
+    except SQLAlchemyError:
+        return _store_down(request)
+    return set_session(request, redirect(next_url), session_id)
 
 
 @router.post("/logout", summary="Выйти")
 def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    session = session_of(request)
-    if session is not None and session.role is not None and not session.csrf_ok(csrf):
-        return redirect("/console/")  # a forged sign-out does nothing
-    return set_session(request, redirect("/console/login?out=1"), ConsoleSession.anonymous())
+    """Ends the session in the store: the cookie stops working, wherever it was copied."""
+    try:
+        session = session_of(request)
+        if session is not None and not session.csrf_ok(csrf):
+            return redirect("/console/")  # a forged sign-out does nothing
+        if session is not None:
+            request.app.state.sessions.end(request.cookies.get(COOKIE))
+    except SQLAlchemyError:
+        return _store_down(request)
+    return clear_session(redirect("/console/login?out=1"))
 
 
 @router.get("/static/{name}", include_in_schema=False)

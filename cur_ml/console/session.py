@@ -1,38 +1,42 @@
 """The console's session: who signed in, as which role, and the CSRF token of their forms.
 
-The session lives in one cookie, signed with HMAC-SHA256 under a key derived from the
-operator and admin tokens (so every worker agrees on it, and changing a token signs
-everyone out). Nothing secret is stored in it.
+Sessions live in the store (`cur_ml.store.sessions`); the browser's cookie holds only the
+session's random id. Sign-out and revoking the account end a session at once, wherever
+its cookie was copied to; a session also ends after `CUR_ML_SESSION_IDLE_MINUTES` without
+a page view, and 12 hours after sign-in. One opened with an environment token ends when
+that token changes.
+
+Before sign-in, the form's CSRF token is a random value in a second cookie, which the form
+must send back (double submit): nothing is stored for visitors who have not signed in.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
+from sqlalchemy import Engine
+
 from cur_ml.settings import Settings
+from cur_ml.store.sessions import SessionRecord, SessionRepository
 
 __all__ = [
     "COOKIE",
+    "LOGIN_COOKIE",
     "MAX_AGE",
     "ConsoleSession",
-    "dumps",
+    "console_sessions",
     "enabled",
-    "loads",
-    "role_for",
 ]
 
 Role = Literal["operator", "admin"]
 COOKIE = "cur_ml_console"
-#: A session ends after this many seconds (a working day and a half).
+#: The sign-in form's CSRF token, before there is a session.
+LOGIN_COOKIE = "cur_ml_console_login"
+#: A session ends this many seconds after sign-in however busy (a working day and a half).
 MAX_AGE = 12 * 3600
-_CONTEXT = b"cur-ml console session v1\x00"
 
 
 @dataclass(frozen=True)
@@ -41,23 +45,44 @@ class ConsoleSession:
 
     csrf: str
     role: Role | None = None
+    #: Whom corrections are stored under: the account's name, or the name typed with a
+    #: shared (environment) token.
     name: str = ""
-    issued: int = 0
+    #: The personal account (None: an environment token).
+    user_id: int | None = None
 
     @classmethod
-    def anonymous(cls) -> ConsoleSession:
-        return cls(csrf=secrets.token_urlsafe(24), issued=int(time.time()))
+    def anonymous(cls, csrf: str | None = None) -> ConsoleSession:
+        return cls(csrf=csrf or secrets.token_urlsafe(24))
 
-    def signed_in(self, role: Role, name: str) -> ConsoleSession:
-        """A fresh session (new CSRF token) for someone who just proved `role`."""
-        return replace(ConsoleSession.anonymous(), role=role, name=name or role)
+    @classmethod
+    def of(cls, record: SessionRecord) -> ConsoleSession:
+        return cls(
+            csrf=record.csrf,
+            role=record.role,  # type: ignore[arg-type]
+            name=record.name,
+            user_id=record.user_id,
+        )
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def personal(self) -> bool:
+        return self.user_id is not None
+
     def csrf_ok(self, given: str) -> bool:
         return bool(given) and secrets.compare_digest(given.encode(), self.csrf.encode())
+
+
+def console_sessions(settings: Settings, engine: Engine) -> SessionRepository:
+    """The store's console sessions with this deployment's idle timeout."""
+    return SessionRepository(
+        engine,
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        lifetime=timedelta(seconds=MAX_AGE),
+    )
 
 
 def _tokens(settings: Settings) -> dict[Role, bytes]:
@@ -69,70 +94,6 @@ def _tokens(settings: Settings) -> dict[Role, bytes]:
 
 
 def enabled(settings: Settings) -> bool:
-    """The console works only while an operator or an admin token is configured."""
+    """Whether an environment token opens the console (personal accounts may open it too:
+    `cur_ml.console.web.console_open` asks the store)."""
     return bool(_tokens(settings))
-
-
-def role_for(settings: Settings, token: str) -> Role | None:
-    """The role `token` proves (admin wins when both match), compared in constant time."""
-    given = token.strip().encode("utf-8", "surrogateescape")
-    hits = {role: secrets.compare_digest(given, t) for role, t in _tokens(settings).items()}
-    if hits.get("admin"):
-        return "admin"
-    return "operator" if hits.get("operator") else None
-
-
-def _key(settings: Settings) -> bytes:
-    tokens = _tokens(settings)
-    material = _CONTEXT + tokens.get("operator", b"") + b"\x00" + tokens.get("admin", b"")
-    return hashlib.sha256(material).digest()
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def dumps(settings: Settings, session: ConsoleSession) -> str:
-    """The cookie value: base64(JSON) '.' base64(HMAC)."""
-    body = json.dumps(
-        {"c": session.csrf, "r": session.role, "n": session.name, "t": session.issued},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
-    payload = _b64(body)
-    mac = hmac.new(_key(settings), payload.encode("ascii"), hashlib.sha256).digest()
-    return f"{payload}.{_b64(mac)}"
-
-
-def loads(
-    settings: Settings, cookie: str | None, now: float | None = None
-) -> ConsoleSession | None:
-    """The session in `cookie`, or None when it is missing, forged, expired or stale.
-
-    A role is kept only while its token is still configured.
-    """
-    if not cookie or "." not in cookie or len(cookie) > 4096:
-        return None
-    payload, _, mac = cookie.partition(".")
-    expected = hmac.new(_key(settings), payload.encode("ascii", "replace"), hashlib.sha256)
-    try:
-        if not hmac.compare_digest(_unb64(mac), expected.digest()):
-            return None
-        data = json.loads(_unb64(payload))
-        session = ConsoleSession(
-            csrf=str(data["c"]),
-            role=data.get("r"),
-            name=str(data.get("n") or ""),
-            issued=int(data.get("t") or 0),
-        )
-    except (ValueError, KeyError, TypeError):
-        return None
-    if (now or time.time()) - session.issued > MAX_AGE:
-        return None
-    if session.role is not None and session.role not in _tokens(settings):
-        return None
-    return session

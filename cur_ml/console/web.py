@@ -12,8 +12,10 @@ from urllib.parse import quote
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
-from cur_ml.console.session import COOKIE, MAX_AGE, ConsoleSession, dumps, enabled, loads
+from cur_ml.auth.identity import env_fingerprint
+from cur_ml.console.session import COOKIE, LOGIN_COOKIE, MAX_AGE, ConsoleSession, enabled
 from cur_ml.settings import Settings
 
 __all__ = [
@@ -23,14 +25,18 @@ __all__ = [
     "STATIC_DIR",
     "URGENCY_TITLES",
     "Stores",
+    "clear_session",
+    "console_open",
     "disabled",
     "gate",
+    "login_session",
     "message",
     "not_ready",
     "redirect",
     "render",
     "safe_next",
     "session_of",
+    "set_login",
     "set_session",
     "settings_of",
     "stores",
@@ -139,21 +145,74 @@ def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
+_UNKNOWN = object()
+
+
+def console_open(request: Request) -> bool:
+    """The console works while an environment token or an active account can sign in."""
+    if enabled(settings_of(request)):
+        return True
+    auth = getattr(request.app.state, "auth", None)
+    try:
+        return auth is not None and auth.can_pass("operator")
+    except SQLAlchemyError:
+        return False
+
+
 def session_of(request: Request) -> ConsoleSession | None:
-    return loads(settings_of(request), request.cookies.get(COOKIE))
+    """The live session of the request's cookie (looked up once per request), or None.
+
+    A session opened with an environment token holds only while that token is configured."""
+    known = getattr(request.state, "console_session", _UNKNOWN)
+    if known is not _UNKNOWN:
+        return known
+    session = None
+    repo = getattr(request.app.state, "sessions", None)
+    raw = request.cookies.get(COOKIE)
+    record = repo.get(raw) if repo is not None and raw else None
+    if record is not None and (
+        record.env_token is None
+        or record.env_token == env_fingerprint(settings_of(request), record.role)
+    ):
+        session = ConsoleSession.of(record)
+    request.state.console_session = session
+    return session
 
 
-def set_session(request: Request, response: Response, session: ConsoleSession) -> Response:
-    """Signed, HttpOnly, SameSite=strict, limited to /console; Secure over https."""
+def login_session(request: Request) -> ConsoleSession:
+    """The sign-in form's anonymous session: its CSRF token is the login cookie's value."""
+    raw = request.cookies.get(LOGIN_COOKIE, "")
+    return ConsoleSession.anonymous(raw if 20 <= len(raw) <= 64 else None)
+
+
+def _cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+    """HttpOnly, SameSite=strict, limited to /console; Secure over https."""
     response.set_cookie(
-        COOKIE,
-        dumps(settings_of(request), session),
-        max_age=MAX_AGE,
+        name,
+        value,
+        max_age=max_age,
         path="/console",
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+
+
+def set_session(request: Request, response: Response, session_id: str) -> Response:
+    """The cookie of a new session: its id only; the form's login cookie is dropped."""
+    _cookie(request, response, COOKIE, session_id, MAX_AGE)
+    response.delete_cookie(LOGIN_COOKIE, path="/console")
+    return response
+
+
+def set_login(request: Request, response: Response, session: ConsoleSession) -> Response:
+    """The sign-in form's CSRF cookie (an hour to fill the form in)."""
+    _cookie(request, response, LOGIN_COOKIE, session.csrf, 3600)
+    return response
+
+
+def clear_session(response: Response) -> Response:
+    response.delete_cookie(COOKIE, path="/console")
     return response
 
 
@@ -187,8 +246,8 @@ def disabled(request: Request) -> HTMLResponse:
         request,
         None,
         "Консоль выключена",
-        "Консоль оператора выключена: не задан ни CUR_ML_OPERATOR_TOKEN, ни CUR_ML_ADMIN_TOKEN. "
-        "Задайте токен и перезапустите сервис.",
+        "Консоль оператора выключена: нет ни одной учётной записи (cur-ml users add) и не задан "
+        "ни CUR_ML_OPERATOR_TOKEN, ни CUR_ML_ADMIN_TOKEN.",
         403,
     )
 
@@ -204,10 +263,20 @@ def safe_next(url: str | None) -> str:
 
 
 def gate(request: Request, *, admin: bool = False) -> ConsoleSession | Response:
-    """The signed-in session, or the response to send instead (disabled, sign in, forbidden)."""
-    if not enabled(settings_of(request)):
-        return disabled(request)
-    session = session_of(request)
+    """The signed-in session, or the response to send instead (disabled, sign in, forbidden,
+    the store unavailable)."""
+    try:
+        if not console_open(request):
+            return disabled(request)
+        session = session_of(request)
+    except SQLAlchemyError:
+        return message(
+            request,
+            None,
+            "Хранилище недоступно",
+            "Сессию не удалось проверить: хранилище недоступно. Обновите страницу через минуту.",
+            503,
+        )
     if session is None or session.role is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return redirect(f"/console/login?next={quote(target, safe='')}")

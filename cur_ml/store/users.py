@@ -13,7 +13,6 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
@@ -27,7 +26,7 @@ from cur_ml.errors import AccountError
 from cur_ml.store.db import Base
 from cur_ml.store.sessions import SessionRecord
 
-__all__ = ["ROLES", "Role", "TokenCheck", "User", "UserRepository", "clean_name"]
+__all__ = ["ROLES", "Role", "User", "UserRepository", "clean_name"]
 
 Role = Literal["operator", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -62,15 +61,6 @@ class User(Base):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
-
-
-@dataclass(frozen=True)
-class TokenCheck:
-    """What a presented token proved: the account (None: nothing), and for rate limits the
-    name of the account it claimed to be (its first characters matched one)."""
-
-    user: User | None
-    claimed: str | None = None
 
 
 class _Verified:
@@ -146,11 +136,9 @@ class UserRepository:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.scalars(select(User).order_by(User.id)))
 
-    def any_active(self, role: str | None = None) -> bool:
-        """Whether some account (of `role`, or any) can sign in."""
-        q = select(User.id).where(User.revoked_at.is_(None)).limit(1)
-        if role is not None:
-            q = q.where(User.role == role)
+    def any_active(self, roles: tuple[str, ...] = ROLES) -> bool:
+        """Whether some account of one of `roles` can sign in."""
+        q = select(User.id).where(User.revoked_at.is_(None), User.role.in_(roles)).limit(1)
         with self.engine.connect() as conn:
             return conn.execute(q).first() is not None
 
@@ -171,16 +159,20 @@ class UserRepository:
             )
             return user
 
-    def check(self, token: str) -> TokenCheck:
-        """The active account whose token this is: one indexed row, then Argon2 (or the
-        in-process memory of a token that verified before)."""
+    def find(self, token: str) -> User | None:
+        """The account a token claims to be (by its first characters: one indexed row), not
+        yet verified; revoked accounts too (their failures still count against them)."""
         token = token.strip()
-        if len(token) < LOOKUP_CHARS or len(token) > 256:
-            return TokenCheck(None)
+        if not LOOKUP_CHARS <= len(token) <= 256:
+            return None
         with Session(self.engine, expire_on_commit=False) as session:
-            user = session.scalar(select(User).where(User.token_lookup == token[:LOOKUP_CHARS]))
-        if user is None:
-            return TokenCheck(None)
-        if user.revoked_at is not None or not self._verified.matches(token, user.token_hash):
-            return TokenCheck(None, claimed=user.name)
-        return TokenCheck(user, claimed=user.name)
+            return session.scalar(select(User).where(User.token_lookup == token[:LOOKUP_CHARS]))
+
+    def verify(self, user: User, token: str) -> bool:
+        """Whether `token` is the active `user`'s (Argon2id, or remembered from before)."""
+        return user.revoked_at is None and self._verified.matches(token.strip(), user.token_hash)
+
+    def check(self, token: str) -> User | None:
+        """The active account whose token this is, or None."""
+        user = self.find(token)
+        return user if user is not None and self.verify(user, token) else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from cur_ml.console.session import COOKIE
+from cur_ml.console.session import COOKIE, LOGIN_COOKIE
 from cur_ml.store.retrain_runs import RetrainRunRepository
 
 
@@ -27,15 +27,23 @@ def test_pages_send_the_visitor_to_the_login_form(console):
     assert "Вход в консоль" in page.text
 
 
-def test_the_session_cookie_is_signed_http_only_and_strict(console, sign_in):
+def test_the_cookies_are_http_only_strict_and_hold_only_random_ids(console, csrf_of, tokens):
     login = console.get("/console/login")
-    cookie = login.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE}=")
+    form_cookie = login.headers["set-cookie"]
+    assert form_cookie.startswith(f"{LOGIN_COOKIE}=")  # the form's CSRF token, nothing stored
+    assert "Content-Security-Policy" in login.headers
+    r = console.post(
+        "/console/login",
+        data={"token": tokens["operator"], "name": "Иванова", "csrf": csrf_of(login.text)},
+    )
+    assert r.status_code == 303
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}="))
     for attribute in ("HttpOnly", "SameSite=strict", "Path=/console"):
         assert attribute.lower() in cookie.lower()
     assert "secure" not in cookie.lower()  # plain http in tests
-    assert "Content-Security-Policy" in login.headers
-    sign_in(console)
+    session_id = console.cookies.get(COOKIE, path="/console")
+    assert len(session_id) == 43  # 32 random bytes; nothing else (no name, no role) in it
+    assert "Иванова" not in cookie and "operator" not in cookie
     assert console.get("/console/").status_code == 200
 
 

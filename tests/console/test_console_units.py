@@ -1,4 +1,4 @@
-"""The console's pure parts: highlighting, the signed session, the queue context."""
+"""The console's pure parts: highlighting, the queue context (sessions: test_console_sessions)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import pytest
 
 from cur_ml.console.context import QueueContext
 from cur_ml.console.highlight import highlight, span_groups
-from cur_ml.console.session import MAX_AGE, ConsoleSession, dumps, loads, role_for
-from cur_ml.settings import Settings
 
 TITLES = {"reason": "Причина", "agency": "Ведомство", "category": "Категория"}
 
@@ -68,50 +66,6 @@ def test_a_script_in_the_text_is_only_text():
     html = str(highlight(text, span_groups({"reason": _spans((28, 31))}, text, ["reason"]), {}))
     assert "<script>" not in html
     assert html.startswith("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; <mark")
-
-
-#: Tokens of 24 characters or more (shorter ones are refused at start).
-OP, ADM = "operator-token-0123456789ab", "admin-token-0123456789abcde"
-SETTINGS = Settings(_env_file=None, operator_token=OP, admin_token=ADM)
-
-
-def test_session_round_trip_and_tampering():
-    session = ConsoleSession.anonymous().signed_in("operator", "Иванова")
-    cookie = dumps(SETTINGS, session)
-    assert loads(SETTINGS, cookie) == session
-    payload, mac = cookie.split(".")
-    assert loads(SETTINGS, payload + "." + mac[:-2] + "AA") is None
-    assert loads(SETTINGS, payload[:-3] + "xyz." + mac) is None
-    assert loads(SETTINGS, "garbage") is None
-    assert loads(SETTINGS, None) is None
-
-
-def test_session_expires_and_dies_with_its_token():
-    session = ConsoleSession.anonymous().signed_in("admin", "")
-    cookie = dumps(SETTINGS, session)
-    assert loads(SETTINGS, cookie, now=session.issued + MAX_AGE + 1) is None
-    rotated = Settings(_env_file=None, operator_token=OP, admin_token="new-admin-token-0123456789")
-    assert loads(rotated, cookie) is None  # another key
-    assert session.name == "admin"
-
-
-def test_an_operator_cannot_forge_admin_without_the_admin_token():
-    only_operator = Settings(_env_file=None, operator_token=OP, admin_token=None)
-    forged = ConsoleSession.anonymous().signed_in("admin", "x")
-    assert loads(only_operator, dumps(only_operator, forged)) is None
-
-
-@pytest.mark.parametrize(
-    ("token", "role"),
-    [(OP, "operator"), (ADM, "admin"), (f" {ADM} ", "admin"), ("", None), ("nope", None)],
-)
-def test_role_for(token, role):
-    assert role_for(SETTINGS, token) == role
-
-
-def test_admin_wins_when_both_tokens_are_the_same():
-    same = Settings(_env_file=None, operator_token=ADM, admin_token=ADM)
-    assert role_for(same, ADM) == "admin"
 
 
 def test_queue_context_round_trip_and_days_in_moscow_time():

@@ -45,7 +45,7 @@ router = APIRouter(prefix="/v1/admin", tags=["corrections"], strict_content_type
     },
 )
 def post_admin_corrections(
-    _auth: AdminAuth,
+    identity: AdminAuth,
     body: AdminCorrectionsRequest,
     corrections: CorrectionsDep,
     writer: WriterDep,
@@ -59,6 +59,7 @@ def post_admin_corrections(
     and may be learned by the next retraining."""
     return accept_corrections(
         body.corrections,
+        identity=identity,
         source="admin",
         slot=slot,
         corrections=corrections,
@@ -80,7 +81,7 @@ def post_admin_corrections(
     },
 )
 def approve_label(
-    _auth: AdminAuth, body: LabelApprovalRequest, corrections: CorrectionsDep
+    identity: AdminAuth, body: LabelApprovalRequest, corrections: CorrectionsDep
 ) -> JSONResponse:
     """Approve a label that no model knows yet — for example one that imported history
     (`cur-ml corrections import`) names but the base data lacks: retraining learns such
@@ -88,7 +89,8 @@ def approve_label(
     item = LabelApprovalIn(
         field=body.field,
         label=body.label,
-        approved_by=(body.approved_by or "").strip() or "admin",
+        # A personal admin approves as themselves; an environment token as the body says.
+        approved_by=identity.name or (body.approved_by or "").strip() or "admin",
         comment=body.comment,
     )
     with store_errors():

@@ -34,6 +34,7 @@ from cur_ml.api.schemas import (
     CorrectionsResponse,
     ErrorBody,
 )
+from cur_ml.auth import Identity
 from cur_ml.errors import IdempotencyKeyReusedError, UnknownPredictionError
 from cur_ml.retrain.approvals import LabelBook, contradictions
 from cur_ml.retrain.jobs import RetrainJobs
@@ -138,9 +139,28 @@ def _new_labels(
     return allowed
 
 
+def _authors(
+    body: list[CorrectionItem] | list[AdminCorrectionItem], identity: Identity | None
+) -> list[str]:
+    """Who each correction is by. A personal token: its account, whatever the body says (an
+    `operator` naming someone else is a 422). An environment token names nobody: the body's
+    `operator`, as before accounts existed."""
+    if identity is None or identity.name is None:
+        return [(c.operator or "").strip() or "operator" for c in body]
+    wrong = {
+        i: [f"the author is the signed-in account «{identity.name}»; leave operator out"]
+        for i, c in enumerate(body)
+        if (c.operator or "").strip() not in ("", identity.name)
+    }
+    if wrong:
+        raise _named(wrong, "operator")
+    return [identity.name] * len(body)
+
+
 def accept_corrections(
     body: list[CorrectionItem] | list[AdminCorrectionItem],
     *,
+    identity: Identity | None,
     source: str,
     slot: ModelSlot,
     corrections: CorrectionRepository,
@@ -154,17 +174,18 @@ def accept_corrections(
     clashes = contradictions([(c.prediction_id, c.field, c.value) for c in body], book)
     if clashes:
         raise _named(clashes, "value")
+    authors = _authors(body, identity)
     items = [
         CorrectionIn(
             field=c.field,
             new_value=c.value,
-            operator=(c.operator or "").strip() or "operator",
+            operator=author,
             prediction_id=c.prediction_id,
             comment=c.comment,
             idempotency_key=c.idempotency_key,
             source=source,
         )
-        for c in body
+        for c, author in zip(body, authors, strict=True)
     ]
     fresh = [i for i in sorted(new) if getattr(body[i], "allow_new_label", False)]
     stored = _store(corrections, writer, items, follow=book.follows, new_labels=fresh)
@@ -207,7 +228,7 @@ def _auto_retrain(jobs: RetrainJobs) -> None:
     },
 )
 def post_corrections(
-    _auth: OperatorAuth,
+    identity: OperatorAuth,
     body: CorrectionsRequest,
     corrections: CorrectionsDep,
     writer: WriterDep,
@@ -230,6 +251,7 @@ def post_corrections(
     `idempotency_key` (`created: false`, the stored record returned)."""
     return accept_corrections(
         body.corrections,
+        identity=identity,
         source="api",
         slot=slot,
         corrections=corrections,
