@@ -19,9 +19,11 @@ __all__ = [
     "ModelSignatureError",
     "PredictorBusyError",
     "RetrainRefusedError",
+    "StaleVersionError",
     "StartupError",
     "StoreBusyError",
     "StoreUnavailableError",
+    "UndoRefusedError",
     "UnknownPredictionError",
     "UnprocessableAppealsError",
 ]
@@ -75,6 +77,35 @@ class IdempotencyKeyReusedError(InputError):
         super().__init__(f"idempotency key(s) already used for another correction: {shown}")
         self.positions = positions
         self.keys = keys
+
+
+class StaleVersionError(CurMlError):
+    """A save was based on a version of an appeal's labels that is no longer the latest: someone
+    changed them since. `positions`: the items based on an old version; `changes`: the rows
+    stored after it (field, old, new, who, when), oldest first. Nothing is stored."""
+
+    code = "E104"
+
+    def __init__(self, positions: list[int], changes: list) -> None:
+        fields = sorted({c.field for c in changes})
+        super().__init__(
+            f"{len(positions)} item(s) based on an old version: since then "
+            f"{len(changes)} change(s) of {', '.join(fields) or 'the labels'} were stored"
+        )
+        self.positions = positions
+        self.changes = changes
+
+
+class UndoRefusedError(CurMlError):
+    """Nothing can be undone as asked: no correction of this operator in the undo window,
+    or someone changed the appeal after it."""
+
+    code = "E105"
+
+    def __init__(self, message: str, *, changed_after: bool = False) -> None:
+        super().__init__(message)
+        #: The operator's rows are there, but someone changed the appeal after them.
+        self.changed_after = changed_after
 
 
 class DataError(CurMlError):

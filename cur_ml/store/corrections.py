@@ -11,19 +11,21 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, String, Text, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from cur_ml.errors import IdempotencyKeyReusedError, UnknownPredictionError
-from cur_ml.store.db import Base, aware
+from cur_ml.store.correction_record import DERIVED, UNDO, CorrectionRecord, is_undo, taken_back
 from cur_ml.store.label_approvals import LabelApproval, LabelApprovalIn, insert_approvals
 from cur_ml.store.predictions import HEAD_FIELDS, PredictionRecord
+from cur_ml.store.review_progress import refresh as refresh_progress
+from cur_ml.store.versions import check_versions
 
 __all__ = [
     "CORRECTABLE_FIELDS",
@@ -33,53 +35,14 @@ __all__ = [
     "Follow",
     "Stored",
     "effective_labels",
+    "writing",
 ]
 
 CORRECTABLE_FIELDS = HEAD_FIELDS
-#: `source` of a row that followed a corrected reason (not an operator's own decision).
-DERIVED = "derived"
 #: Fields that may follow a corrected reason (which of them, and to what, `Follow` says).
 FOLLOWER_FIELDS = ("category", "urgency")
 #: reason → the values of the fields that follow it (empty when none do).
 Follow = Callable[[str], Mapping[str, str]]
-_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
-
-
-class CorrectionRecord(Base):
-    """One correction event."""
-
-    __tablename__ = "corrections"
-
-    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
-    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
-    #: The served prediction it corrects (None for imported history).
-    prediction_id: Mapped[str | None] = mapped_column(String(36), index=True)
-    #: The appeal's id in a labelled dataset (imported history) or as the caller sent it.
-    appeal_id: Mapped[str | None] = mapped_column(String(256), index=True)
-    field: Mapped[str] = mapped_column(String(16), index=True)
-    old_value: Mapped[str | None] = mapped_column(String(512))
-    new_value: Mapped[str] = mapped_column(String(512))
-    operator: Mapped[str] = mapped_column(String(128), index=True)
-    comment: Mapped[str | None] = mapped_column(Text)
-    #: `api` (an operator now), `admin`, `console`, `import` (history from a file), or
-    #: `derived` (followed a corrected reason).
-    source: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "idempotency_key": self.idempotency_key,
-            "prediction_id": self.prediction_id,
-            "appeal_id": self.appeal_id,
-            "field": self.field,
-            "old_value": self.old_value,
-            "value": self.new_value,
-            "operator": self.operator,
-            "comment": self.comment,
-            "source": self.source,
-            "at": aware(self.created_at).isoformat() if self.created_at else None,
-        }
 
 
 @dataclass(frozen=True)
@@ -96,6 +59,9 @@ class CorrectionIn:
     idempotency_key: str | None = None
     source: str = "api"
     created_at: datetime | None = None
+    #: The version of the prediction's labels this correction was based on (the id of its
+    #: latest correction then, 0 for none; see `store.versions`); None: not checked.
+    base_version: int | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -145,24 +111,31 @@ def _latest(
     session: Session, ids: Sequence[str]
 ) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]]]:
     """(prediction_id, field) → value of its latest correction; and the (prediction_id, field)
-    pairs someone corrected on their own (not only as a follower of a reason)."""
+    pairs someone corrected on their own (not only as a follower of a reason), in force (an
+    undo takes a row back, and the undo itself is no one's own decision)."""
     out: dict[tuple[str, str], str] = {}
-    own: set[tuple[str, str]] = set()
+    rows: list[tuple[str, str, str, str]] = []
     for start in range(0, len(ids), 500):
         q = (
             select(
+                CorrectionRecord.idempotency_key,
+                CorrectionRecord.source,
                 CorrectionRecord.prediction_id,
                 CorrectionRecord.field,
                 CorrectionRecord.new_value,
-                CorrectionRecord.source,
             )
             .where(CorrectionRecord.prediction_id.in_(ids[start : start + 500]))
             .order_by(CorrectionRecord.id)
         )
-        for pid, field, value, source in session.execute(q):
+        for key, source, pid, field, value in session.execute(q):
             out[(pid, field)] = value
-            if source != DERIVED:
-                own.add((pid, field))
+            rows.append((key, source, pid, field))
+    gone = taken_back((key, source) for key, source, _, _ in rows)
+    own = {
+        (pid, field)
+        for key, source, pid, field in rows
+        if source not in (DERIVED, UNDO) and key not in gone
+    }
     return out, own
 
 
@@ -271,6 +244,16 @@ def _approval(row: dict[str, Any]) -> LabelApprovalIn:
     )
 
 
+@contextmanager
+def writing(engine: Engine) -> Iterator[Session]:
+    """A write transaction; on SQLite it takes the write lock first (BEGIN IMMEDIATE), so its
+    reads and its insert see one state and a busy database is waited for, not failed on."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        if engine.dialect.name == "sqlite":
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
+
+
 @dataclass
 class Stored:
     """What one `add` stored: a (row, is new) per item, the rows derived from each item
@@ -287,14 +270,8 @@ class CorrectionRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @contextmanager
-    def _writing(self) -> Iterator[Session]:
-        """A write transaction; on SQLite it takes the write lock first (BEGIN IMMEDIATE), so its
-        reads and its insert see one state and a busy database is waited for, not failed on."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            if self.engine.dialect.name == "sqlite":
-                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-            yield session
+    def _writing(self) -> AbstractContextManager[Session]:
+        return writing(self.engine)
 
     def add_many(self, items: Sequence[CorrectionIn]) -> list[tuple[CorrectionRecord, bool]]:
         """Store corrections in one transaction; each stored row and whether it is new."""
@@ -316,8 +293,10 @@ class CorrectionRepository:
         prediction on their own (earlier, or in this request). `new_labels`: positions of items
         whose value is a new label an admin approves with them. Raises
         `UnknownPredictionError` when a `prediction_id` is not stored,
-        `IdempotencyKeyReusedError` when a key already stored a different correction; nothing
-        is stored then.
+        `IdempotencyKeyReusedError` when a key already stored a different correction,
+        `StaleVersionError` when an item's `base_version` is not its prediction's version
+        (a retry of a stored key is not checked); nothing is stored then. The review progress
+        of the predictions is recomputed in the same transaction.
         """
         rows = [item.row() for item in items]
         keys = [r["idempotency_key"] for r in rows]
@@ -334,6 +313,16 @@ class CorrectionRepository:
                 raise UnknownPredictionError(unknown, [rows[i]["prediction_id"] for i in unknown])
             before = _by_keys(session, keys)
             _check_reuse(rows, before)
+            check_versions(
+                session,
+                {
+                    i: (item.prediction_id, item.base_version)
+                    for i, item in enumerate(items)
+                    if item.prediction_id
+                    and item.base_version is not None
+                    and rows[i]["idempotency_key"] not in before
+                },
+            )
             current, own = _latest(session, ids)
             own |= own_now
             to_insert = _placed(rows, before, labels, current, own, follow)
@@ -344,6 +333,7 @@ class CorrectionRepository:
                     CorrectionRecord.idempotency_key
                 )
                 inserted = set(session.scalars(stmt, to_insert))
+                refresh_progress(session, ids, follow)
             # A reason's followers, also those stored by an earlier try of the same key.
             followers = {
                 i: [_derived_key(r["idempotency_key"], f) for f in FOLLOWER_FIELDS]
@@ -374,6 +364,10 @@ class CorrectionRepository:
             inserted = set(session.scalars(stmt, rows)) if rows else set()
             stored = _by_keys(session, keys)
             _check_reuse(rows, stored)
+            if inserted:
+                refresh_progress(
+                    session, [r["prediction_id"] for r in rows if r["prediction_id"]], None
+                )
         out, seen = [], set()
         for key in keys:
             out.append((stored[key], key in inserted and key not in seen))
@@ -432,7 +426,9 @@ class CorrectionRepository:
             return session.scalar(select(func.max(CorrectionRecord.id))) or 0
 
     def events(self, source: str | None = None) -> pd.DataFrame:
-        """All events as a frame (prediction_id, appeal_id, at, field, new, old), oldest first."""
+        """All events in force as a frame (prediction_id, appeal_id, at, field, new, old),
+        oldest first: an undo and the row it took back are left out (retraining learns what
+        operators stand by)."""
         q = select(
             CorrectionRecord.id,
             CorrectionRecord.prediction_id,
@@ -442,11 +438,16 @@ class CorrectionRepository:
             CorrectionRecord.new_value.label("new"),
             CorrectionRecord.old_value.label("old"),
             CorrectionRecord.source,
+            CorrectionRecord.idempotency_key.label("key"),
         )
         if source is not None:
-            q = q.where(CorrectionRecord.source == source)
+            q = q.where(CorrectionRecord.source.in_((source, UNDO)))
         with self.engine.connect() as conn:
             frame = pd.DataFrame(conn.execute(q.order_by(CorrectionRecord.id)).mappings().all())
+        if not frame.empty:
+            pairs = list(zip(frame["key"], frame["source"], strict=True))
+            gone = taken_back(pairs) | {k for k, s in pairs if is_undo(k, s)}
+            frame = frame[~frame["key"].isin(gone)].drop(columns="key").reset_index(drop=True)
         if frame.empty:
             return pd.DataFrame(
                 columns=["id", "prediction_id", "appeal_id", "at", "field", "new", "old", "source"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, case, exists, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
-from cur_ml.store.corrections import CorrectionRecord
+from cur_ml.store import review_progress
 from cur_ml.store.predictions import PredictionRecord
 
 __all__ = ["ReviewFilters", "ReviewQueue"]
@@ -36,7 +36,7 @@ class ReviewQueue:
         self.engine = engine
 
     def _where(self, query, filters: ReviewFilters, *, pending: bool):
-        reviewed = exists().where(CorrectionRecord.prediction_id == PredictionRecord.prediction_id)
+        reviewed = review_progress.reviewed()  # every field that needed review is settled
         query = query.where(PredictionRecord.needs_review.is_(True))
         query = query.where(~reviewed if pending else reviewed)
         for column, value in (

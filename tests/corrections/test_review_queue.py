@@ -92,7 +92,9 @@ def test_most_urgent_and_least_confident_first(queue):
     assert datetime.fromisoformat(first["created_at"]) == T0 + timedelta(minutes=3)
 
 
-def test_corrected_and_accepted_predictions_leave_the_queue(queue):
+def test_an_appeal_leaves_the_queue_once_its_flagged_fields_are_settled(queue):
+    # Every row was flagged for its reason alone: the reason decides, other fields do not.
+    reason = queue.get("/v1/model").json()["labels"]["reason"][0]
     high = queue.get(f"/v1/predictions/{_pid('high-unsure')}", headers=OP).json()
     accept = {
         "prediction_id": _pid("high-unsure"),
@@ -104,7 +106,11 @@ def test_corrected_and_accepted_predictions_leave_the_queue(queue):
         queue.post("/v1/corrections", json={"corrections": [accept, fix]}, headers=OP).status_code
         == 201
     )
-    assert _keys(queue) == [k for k in ORDER if k not in ("high-unsure", "medium")]
+    assert _keys(queue) == ORDER  # the reasons were not looked at
+    reasons = [{"prediction_id": _pid(k), "field": "reason", "value": reason} for k in ORDER[::3]]
+    r = queue.post("/v1/corrections", json={"corrections": reasons}, headers=OP)
+    assert r.status_code == 201, r.text
+    assert _keys(queue) == [k for k in ORDER if k not in ORDER[::3]]
     body = queue.get("/v1/review-queue", headers=OP).json()
     assert body["counts"] == {"pending": 4, "reviewed": 2}
     kirovsky = queue.get("/v1/review-queue", params={"district": "Кировский"}, headers=OP)
