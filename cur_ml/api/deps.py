@@ -154,8 +154,8 @@ def predict_is_open(settings: Settings) -> bool:
 
 
 def client_address(request: Request) -> str | None:
-    """The caller's address as uvicorn reports it (behind a proxy: its forwarded address
-    when the proxy is trusted, `--forwarded-allow-ips`)."""
+    """The caller's address as uvicorn reports it: behind a proxy it trusts (127.0.0.1 by
+    default, else uvicorn's FORWARDED_ALLOW_IPS), the client's from X-Forwarded-For."""
     return request.client.host if request.client is not None else None
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from sqlalchemy import Engine
 
-from cur_ml.auth.limits import AuthLimiter, account_key, address_key
+from cur_ml.auth.limits import AuthLimiter, account_key, address_key, name_key
 from cur_ml.settings import Settings
 from cur_ml.store.auth_failures import FailureLog
 from cur_ml.store.users import UserRepository, clean_name
@@ -122,13 +122,14 @@ class Authenticator:
     def check(self, token: str, *, address: str | None, name: str | None = None) -> Verdict:
         """Who `token` proves. `name` (the sign-in form's) must then be that account's.
 
-        Order: a blocked address or named account is refused before any token is looked at;
+        Order: a blocked address (or typed name) is refused before any token is looked at;
         then the environment tokens; then the account whose token begins so (one row),
-        refused if that account is blocked, else its Argon2 hash is checked."""
+        refused if that account is blocked, else its Argon2 hash is checked. Failures count
+        under the address, the typed name, and the account the token's beginning named."""
         keys = [address_key(address)]
         named = clean_name(name or "")
         if named:
-            keys.append(account_key(named))
+            keys.append(name_key(named))
         if (wait := self.limiter.blocked(keys)) is not None:
             return Verdict(retry_after=wait)
         env = self.env_identity(token)

@@ -36,7 +36,14 @@ def address_key(address: str | None) -> str:
 
 
 def account_key(name: str) -> str:
+    """Failures of tokens that begin as this account's token does (someone knows part of it)."""
     return f"user:{name}"
+
+
+def name_key(name: str) -> str:
+    """Failures of sign-ins that typed this name: they block only sign-ins typing it again, so
+    typing someone's name cannot lock out their token (which needs no name)."""
+    return f"name:{name}"
 
 
 class AuthLimiter:

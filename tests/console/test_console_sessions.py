@@ -144,9 +144,26 @@ def test_the_sixth_wrong_token_within_a_minute_gets_429(store_url, app_factory, 
         assert _login(client, csrf_of, tokens["operator"]).status_code == 429
         elsewhere = TestClient(client.app, follow_redirects=False, client=("10.0.0.8", 50000))
         assert _login(elsewhere, csrf_of, tokens["operator"], "Петрова").status_code == 303
-        # The name typed was an account name tried five times: limited from anywhere too.
+        # The name typed five times is limited from anywhere too...
         third = TestClient(client.app, follow_redirects=False, client=("10.0.0.9", 50000))
         assert _login(third, csrf_of, tokens["operator"], "Иванова").status_code == 429
+
+
+def test_typing_someones_name_cannot_lock_their_token_out(store_url, app_factory, csrf_of):
+    with app_factory(database_url=store_url) as client:
+        _, token = _users(client).add("Петрова", "operator")
+        for n in range(6):  # someone types her name with wrong tokens, from many addresses
+            other = TestClient(client.app, follow_redirects=False, client=(f"10.0.2.{n}", 1))
+            r = _login(other, csrf_of, f"wrong-token-{n:020d}", name="Петрова")
+            assert r.status_code == (403 if n < 5 else 429)
+        own = TestClient(client.app, follow_redirects=False, client=("10.0.3.1", 50000))
+        assert _login(own, csrf_of, token).status_code == 303  # her token needs no name
+        # Guesses that begin as her token does are counted against her account, though.
+        for n in range(5):
+            other = TestClient(client.app, follow_redirects=False, client=(f"10.0.4.{n}", 1))
+            assert _login(other, csrf_of, token[:8] + "x" * 35).status_code == 403
+        late = TestClient(client.app, follow_redirects=False, client=("10.0.5.1", 50000))
+        assert _login(late, csrf_of, token).status_code == 429
 
 
 def test_after_a_wrong_token_the_token_field_has_focus_and_is_marked_invalid(console, csrf_of):
