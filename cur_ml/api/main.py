@@ -56,7 +56,10 @@ DESCRIPTION = """
 
 Доступ: `Authorization: Bearer TOKEN`; роли `predict`, `operator`, `admin`
 (токены задаются переменными `CUR_ML_PREDICT_TOKEN`, `CUR_ML_OPERATOR_TOKEN`,
-`CUR_ML_ADMIN_TOKEN`).
+`CUR_ML_ADMIN_TOKEN`, или это личные токены операторов и администраторов:
+`cur-ml users add`; автор исправления — владелец личного токена). После
+`CUR_ML_AUTH_FAILURE_LIMIT` неверных токенов (по умолчанию 5 за минуту) с одного адреса или
+для одной учётной записи — 429 с `Retry-After`.
 """
 
 
