@@ -15,8 +15,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import SQLAlchemyError
 
 from cur_ml.api.batcher import DirectPredictor, PredictBatcher
 from cur_ml.api.errors import ApiError
@@ -114,11 +113,12 @@ def _opened(name: str) -> Callable[[Request], Awaitable[object]]:
 
 @contextmanager
 def store_errors() -> Iterator[None]:
-    """A store that is down, locked or out of connections answers 503 (retry), never 500."""
+    """Any error of the database (down, locked, out of connections, a corrupt file, a lost
+    connection) answers 503 `store_unavailable` (retry), never 500; the log has the details."""
     try:
         yield
-    except (OperationalError, PoolTimeoutError) as exc:
-        raise StoreBusyError(f"the store is not available: {type(exc).__name__}") from exc
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(f"the store is not available: {type(exc).__name__}") from exc
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -13,10 +13,20 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from cur_ml.api.fields import text_problem
 from cur_ml.api.logs import request_id_var
-from cur_ml.errors import CurMlError, InputError, ModelError, StoreUnavailableError
+from cur_ml.errors import (
+    CurMlError,
+    InputError,
+    ModelError,
+    ModelNotReadyError,
+    StoreUnavailableError,
+)
 from cur_ml.store.writer import StoreBusyError
 
 __all__ = ["ApiError", "error_response", "field_name", "install_error_handlers"]
@@ -92,6 +102,7 @@ def _problem(err: dict[str, Any]) -> dict[str, str]:
     msg = str(err.get("msg", "invalid"))
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
+    msg = text_problem(str(err.get("type")), err.get("input")) or msg
     if err.get("type") == "json_invalid":
         ctx = err.get("ctx") or {}
         loc = err.get("loc", ())
@@ -102,26 +113,47 @@ def _problem(err: dict[str, Any]) -> dict[str, str]:
     return {"field": field_name(err.get("loc", ())), "problem": msg}
 
 
-def _merge(problems: list[dict[str, str]]) -> list[dict[str, str]]:
-    """A value that fits no member of a union gives one error per member: one entry per field."""
-    merged: dict[str, list[str]] = {}
-    for p in problems:
+def _merge(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """A value that fits no member of a union gives one error per member: one entry per field,
+    and a member whose type it has ("a NUL at 3") outranks those whose type it lacks."""
+    merged: dict[str, list[tuple[bool, str]]] = {}
+    for err in errors:
+        p = _problem(err)
         seen = merged.setdefault(p["field"], [])
-        if p["problem"] not in seen:
-            seen.append(p["problem"])
-    return [{"field": f, "problem": " or ".join(msgs)} for f, msgs in merged.items()]
+        mismatch = str(err.get("type", "")).endswith("_type")
+        if (mismatch, p["problem"]) not in seen:
+            seen.append((mismatch, p["problem"]))
+    out = []
+    for field, found in merged.items():
+        fitting = [msg for mismatch, msg in found if not mismatch]
+        out.append({"field": field, "problem": " or ".join(fitting or [m for _, m in found])})
+    return out
 
 
 async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = _merge([_problem(e) for e in exc.errors()])
+    problems = _merge(list(exc.errors()))
     head = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:3])
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
     return error_response(422, "invalid_request", head + more, problems[:100])
 
 
-async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+def _allowed(request: Request) -> str:
+    """Every method some route of this path answers (Starlette's 405 names one route's)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):  # routes of included routers too
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match is Match.PARTIAL:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     error = getattr(exc, "error", None) or _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405 and (allow := _allowed(request)):
+        headers = {**(headers or {}), "Allow": allow}
+        message = f"{request.method} is not allowed here; allowed: {allow}"
     detail = []
     if exc.status_code == 400:  # FastAPI could not read the body; say why
         cause = exc.__cause__
@@ -130,16 +162,49 @@ async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         elif cause is not None:
             message = f"body is not valid JSON: {cause}"
         detail = [{"field": "body", "problem": message}]
-    return error_response(exc.status_code, error, message, detail, getattr(exc, "headers", None))
+    return error_response(exc.status_code, error, message, detail, headers)
 
 
-async def _domain(_request: Request, exc: CurMlError) -> JSONResponse:
+def _store_unavailable() -> JSONResponse:
+    return error_response(
+        503,
+        "store_unavailable",
+        "the store cannot answer now; retry later (the service log has the details under "
+        "this request id)",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _store(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+    """Whatever the database said (a corrupt file, a lost connection, a constraint no client
+    input explains): 503, the details in the log only (they may name files and servers)."""
+    log.error("store error: %s", _first_line(exc), exc_info=exc)
+    return _store_unavailable()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+async def _domain(request: Request, exc: CurMlError) -> JSONResponse:
     if isinstance(exc, StoreUnavailableError):  # before its base class, StoreBusyError
+        if isinstance(exc.__cause__, SQLAlchemyError):
+            return await _store(request, exc.__cause__)
         return error_response(503, "store_unavailable", exc.message, headers={"Retry-After": "5"})
     if isinstance(exc, StoreBusyError):
         return error_response(503, "store_busy", exc.message, headers={"Retry-After": "1"})
     if isinstance(exc, ModelError):
-        return error_response(503, "model_unavailable", exc.message, headers={"Retry-After": "1"})
+        # Why exactly (a path, a checksum) is for the log: anyone may call predict.
+        log.error("no model to answer with: %s", exc.message)
+        slot = getattr(request.app.state, "slot", None)
+        loading = isinstance(exc, ModelNotReadyError) and (slot is None or slot.error is None)
+        message = (
+            "the model is still loading; retry shortly"
+            if loading
+            else "the model cannot answer now; the service log says why under this request id"
+        )
+        return error_response(503, "model_unavailable", message, headers={"Retry-After": "1"})
     indexes = getattr(exc, "indexes", None)
     if indexes is not None:  # appeals the model failed on (logged with the traceback)
         detail = [
@@ -158,3 +223,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(CurMlError, _domain)  # type: ignore[arg-type]
+    app.add_exception_handler(SQLAlchemyError, _store)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from cur_ml.api.lanes import LargeLane
 from cur_ml.api.metrics import ApiMetrics
 from cur_ml.api.middleware import RequestContextMiddleware
 from cur_ml.api.model_slot import ModelSlot
+from cur_ml.api.openapi import install_openapi
 from cur_ml.api.routers import (
     admin_labels,
     admin_retrain,
@@ -228,4 +229,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(console_router)  # operator console: HTML pages under /console
+    install_openapi(app)  # the document of this app's settings, errors as they are sent
     return app

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictFloat,
     StrictInt,
-    StrictStr,
     ValidationInfo,
     field_validator,
 )
 
+from cur_ml.api.fields import AppealTime, NonBlankText, Text
 from cur_ml.data import INPUT_COLUMNS
 
 __all__ = [
-    "AS_UTC",
-    "NO_NUL",
     "AdminCorrectionItem",
     "AdminCorrectionsRequest",
     "Alternative",
@@ -66,19 +64,21 @@ EXAMPLE_APPEAL = {
     "city_object": "Двор",
 }
 
-ShortText = Annotated[str | None, Field(max_length=1_000)]
+ShortText = Annotated[Text, Field(max_length=1_000)] | None
 
 
-def _no_surrogates(value: Any) -> Any:
-    """Lone UTF-16 surrogates ("\\ud800") cannot be stored or sent back as UTF-8."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(
-                f"contains a character that is not valid Unicode at position {exc.start}"
-            ) from None
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer includes 5.0: an integral float is that integer."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
+
+
+AppealId = (
+    Annotated[Text, Field(max_length=256)]
+    | Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1), BeforeValidator(_integral)]
+    | None
+)
 
 
 class Appeal(BaseModel):
@@ -86,46 +86,28 @@ class Appeal(BaseModel):
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_APPEAL]})
 
-    text: StrictStr = Field(
+    text: Text = Field(
         description="Текст обращения как есть (по умолчанию не длиннее 20 000 символов)."
     )
-    id: (
-        Annotated[StrictStr, Field(max_length=256)]
-        | Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
-        | None
-    ) = Field(
+    id: AppealId = Field(
         None, description="Идентификатор обращения у вызывающей стороны; возвращается как есть."
     )
-    created_at: StrictStr | None = Field(
-        None, description="Когда обращение написано, ISO 8601; от него считается `due_at`."
+    created_at: AppealTime | None = Field(
+        None,
+        description="Когда обращение написано: ISO 8601 (RFC 3339), годы 1900–2200; "
+        "от него считается `due_at`. Принимаются и другие формы ISO 8601 (только дата, "
+        "без смещения — как есть).",
     )
     source: ShortText = Field(None, description="Откуда: `portal`, `vk`, `ok`, `telegram`, ...")
     district: ShortText = Field(None, description="Район Санкт-Петербурга, например «Невский».")
     municipality: ShortText = None
     address: ShortText = None
-    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False, description="Широта.")
-    lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False, description="Долгота.")
+    # Strict: a JSON number (integer or not), never `true` or "59.9" (the documented type).
+    lat: StrictFloat | None = Field(None, ge=-90, le=90, allow_inf_nan=False, description="Широта.")
+    lon: StrictFloat | None = Field(
+        None, ge=-180, le=180, allow_inf_nan=False, description="Долгота."
+    )
     city_object: ShortText = Field(None, description="Тип объекта: «Дом», «Двор», «Улица», ...")
-
-    _check_unicode = field_validator(
-        "text", "id", "source", "district", "municipality", "address", "city_object"
-    )(_no_surrogates)
-
-    @field_validator("created_at")
-    @classmethod
-    def _iso_8601(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        _no_surrogates(value)
-        try:
-            when = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(
-                "is not an ISO 8601 date-time, e.g. 2024-05-14T09:30:00+03:00"
-            ) from None
-        if not 1900 <= when.year <= 2200:
-            raise ValueError(f"year {when.year} is out of range (1900-2200)")
-        return value.strip()
 
     def model_input(self) -> dict[str, Any]:
         """The fields the model reads, missing ones as None."""
@@ -341,68 +323,37 @@ EXAMPLE_CORRECTION = {
 }
 
 
-def _storable(value: Any) -> Any:
-    """Valid Unicode without NUL (PostgreSQL text cannot hold it)."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError(f"contains a NUL character at position {value.index(chr(0))}")
-    return _no_surrogates(value)
-
-
-def _as_utc(when: datetime | None) -> datetime | None:
-    """A query-string time as UTC (without an offset it is taken as UTC)."""
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        return when.replace(tzinfo=UTC)
-    try:
-        return when.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of range once converted to UTC") from None
-
-
-#: Validators of query and path parameters: `Annotated[str | None, Query(...), NO_NUL]`.
-NO_NUL = AfterValidator(_storable)
-AS_UTC = AfterValidator(_as_utc)
-
-
 class CorrectionItem(BaseModel):
     """What one field of a served prediction should have been."""
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_CORRECTION]})
 
-    prediction_id: StrictStr = Field(
-        max_length=64, description="`prediction_id` из ответа `POST /v1/predict`."
+    prediction_id: Annotated[Text, Field(max_length=64)] = Field(
+        description="`prediction_id` из ответа `POST /v1/predict`."
     )
     field: CorrectableField = Field(description="Исправляемое поле.")
-    value: StrictStr = Field(
-        min_length=1,
-        max_length=512,
+    value: Annotated[NonBlankText, Field(min_length=1, max_length=512)] = Field(
         description="Правильное значение: одна из меток обслуживающей модели (`GET /v1/model`, "
         "`labels`) или метка, одобренная администратором; для `urgency`: `high`, `medium` или "
         "`low`. Иное — 422 с ближайшими метками. Значение, совпадающее с предсказанным, — "
         "подтверждение оператором. Исправленная причина (`reason`) ведёт за собой категорию и "
         "срочность по таксономии модели, если их не исправляли отдельно.",
     )
-    operator: StrictStr | None = Field(
-        None, max_length=128, description="Кто исправил; по умолчанию `operator`."
+    operator: Annotated[Text, Field(max_length=128)] | None = Field(
+        None, description="Кто исправил; по умолчанию `operator`."
     )
-    comment: StrictStr | None = Field(None, max_length=2_000, description="Пояснение оператора.")
-    idempotency_key: StrictStr | None = Field(
+    comment: Annotated[Text, Field(max_length=2_000)] | None = Field(
+        None, description="Пояснение оператора."
+    )
+    idempotency_key: Annotated[Text, Field(min_length=1, max_length=128)] | None = Field(
         None,
-        min_length=1,
-        max_length=128,
         description="Ключ повтора: запрос с тем же ключом не создаёт второй записи, "
         "а возвращает сохранённую (`created: false`). Без ключа повтор создаст дубликат.",
-    )
-
-    _check_unicode = field_validator("prediction_id", "operator", "comment", "idempotency_key")(
-        _storable
     )
 
     @field_validator("value")
     @classmethod
     def _value(cls, value: str, info: ValidationInfo) -> str:
-        _storable(value)
         value = value.strip()
         if not value:
             raise ValueError("must not be empty")
@@ -475,18 +426,17 @@ class LabelApprovalRequest(BaseModel):
     )
 
     field: ApprovableField = Field(description="Поле, которому добавляется метка.")
-    label: StrictStr = Field(min_length=1, max_length=512, description="Новая метка.")
-    approved_by: StrictStr | None = Field(
-        None, max_length=128, description="Кто одобрил; по умолчанию `admin`."
+    label: Annotated[NonBlankText, Field(min_length=1, max_length=512)] = Field(
+        description="Новая метка (не из одних пробелов)."
     )
-    comment: StrictStr | None = Field(None, max_length=2_000, description="Почему.")
-
-    _check_unicode = field_validator("approved_by", "comment")(_storable)
+    approved_by: Annotated[Text, Field(max_length=128)] | None = Field(
+        None, description="Кто одобрил; по умолчанию `admin`."
+    )
+    comment: Annotated[Text, Field(max_length=2_000)] | None = Field(None, description="Почему.")
 
     @field_validator("label")
     @classmethod
     def _label(cls, value: str) -> str:
-        _storable(value)
         value = value.strip()
         if not value:
             raise ValueError("must not be empty")
@@ -584,6 +534,9 @@ class ReviewItem(BaseModel):
     review_reasons: list[str]
     deadline_days: int | None = None
     due_at: str | None = None
+    overdue: bool | None = Field(
+        None, description="`due_at` уже прошёл (null: срока нет); такие идут первыми."
+    )
     model_version: str
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from cur_ml.errors import StoreUnavailableError
@@ -27,8 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def unavailable_error(exc: BaseException) -> bool:
-    """An error that says the store is down (not that a row is bad): retry later, elsewhere."""
+    """An error that says the store is down (not that a row is bad): retry later, elsewhere.
+
+    A plain `DatabaseError` (none of its subclasses: those name a bad row or statement) is
+    what SQLite says of a file that is corrupt or not a database at all.
+    """
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if type(exc) is DatabaseError:
         return True
     return isinstance(
         exc, OperationalError | InterfaceError | PoolTimeoutError | StoreUnavailableError
@@ -110,7 +116,9 @@ class StoreHealth:
     def _probe(self) -> str | None:
         """Why the store cannot take writes now (None: it can). SQLite: the file is at its
         path and writable (connections to a file that left it are dropped at checkout),
-        then one query; a server: one query (`pool_pre_ping` replaces dead connections)."""
+        then its header is read (a corrupt file or one that is not a database fails here,
+        where `SELECT 1` would not read the file at all); a server: one query
+        (`pool_pre_ping` replaces dead connections)."""
         if self._path is not None and (problem := sqlite_file_problem(self._path)):
             return problem
         try:
@@ -119,7 +127,7 @@ class StoreHealth:
                     if conn.execute(text("SELECT pg_is_in_recovery()")).scalar():
                         return "the database server is a read-only standby"
                 else:
-                    conn.execute(text("SELECT 1"))
+                    conn.execute(text("PRAGMA schema_version"))
         except Exception as exc:  # whatever the driver says, the store is not usable
             return _first_line(exc)
         return None

@@ -84,7 +84,8 @@ def test_nulls_in_every_optional_field_are_fine(client):
 
 
 def test_empty_and_odd_texts_are_answered_and_flagged(client):
-    texts = ["", "   ", "!!!", "12345", "Hello, the lamp is broken", "🙏🙏🙏", "\x00"]
+    # (A NUL is refused with a 422 naming the field: tests/api/test_failures_mapped.py.)
+    texts = ["", "   ", "!!!", "12345", "Hello, the lamp is broken", "🙏🙏🙏", "\x01\x7f"]
     r = client.post("/v1/predict", json={"appeals": [{"text": t} for t in texts]})
     assert r.status_code == 200, r.text
     preds = r.json()["predictions"]
@@ -155,7 +156,8 @@ def test_health_and_readiness(client):
 def test_openapi_documents_predict_with_russian_examples(client):
     spec = client.get("/openapi.json").json()
     op = spec["paths"]["/v1/predict"]["post"]
-    assert {"200", "401", "403", "422", "503"} <= set(op["responses"])
+    # This app has no predict token: predict is documented as open (tests/api/test_openapi.py).
+    assert {"200", "400", "413", "422", "503"} <= set(op["responses"])
     dumped = str(spec)
     assert "Дыбенко" in dumped and "Благоустройство" in dumped
     assert client.get("/docs").status_code == 200

@@ -94,16 +94,43 @@ def test_operator_routes_never_answer_5xx(fuzz_client, path, method, mode):
     [
         ("/v1/corrections", {"operator": "\x00"}, "operator"),
         ("/v1/corrections", {"prediction_id": "a\x00"}, "prediction_id"),
-        ("/v1/corrections", {"since": "9999-12-31T23:59:59-23:59"}, "since"),
-        ("/v1/corrections", {"until": "0001-01-01T00:00:00+23:59"}, "until"),
+        ("/v1/corrections", {"until": "0.5"}, "until"),  # a number is not an ISO 8601 time
         ("/v1/review-queue", {"district": "\x00"}, "district"),
-        ("/v1/review-queue", {"since": "9999-12-31T23:59:59-23:59"}, "since"),
+        ("/v1/review-queue", {"until": "0.5"}, "until"),
+        ("/v1/review-queue", {"since": "1715678400"}, "since"),
         ("/v1/predictions/%00", {}, "prediction_id"),
         ("/v1/admin/retrain/%00", {}, "run_id"),
     ],
 )
 def test_what_a_database_cannot_hold_is_a_422(fuzz_client, path, params, field):
-    """NUL characters (PostgreSQL text refuses them) and times that overflow in UTC."""
+    """NUL characters (PostgreSQL text refuses them) and times that are not ISO 8601."""
     r = fuzz_client.get(path, params=params, headers=ADM)
     assert r.status_code == 422, r.text
     assert [d["field"] for d in r.json()["detail"]] == [field]
+
+
+FAR_FUTURE = "9999-12-31T23:59:59-23:59"  # after datetime.max once in UTC
+FAR_PAST = "0001-01-01T00:00:00+23:59"  # before datetime.min once in UTC
+
+
+@pytest.mark.parametrize(
+    ("path", "key"), [("/v1/corrections", "corrections"), ("/v1/review-queue", "items")]
+)
+def test_times_beyond_the_utc_range_are_its_ends(fuzz_client, path, key):
+    """A valid ISO 8601 bound that leaves datetime's range in UTC is that range's end: it
+    selects what the end would (not a 422, not a 500)."""
+    (pred,) = predict(fuzz_client, [{"text": "!!!"}])  # no words: flagged for review
+    assert pred["needs_review"]
+    if path == "/v1/corrections":  # something to list
+        item = {"prediction_id": pred["prediction_id"], "field": "urgency", "value": "high"}
+        r = fuzz_client.post("/v1/corrections", json={"corrections": [item]}, headers=ADM)
+        assert r.status_code in (200, 201), r.text
+    for params, found in [
+        ({"since": FAR_FUTURE}, False),
+        ({"until": FAR_PAST}, False),
+        ({"since": FAR_PAST}, True),
+        ({"until": FAR_FUTURE}, True),
+    ]:
+        r = fuzz_client.get(path, params=params, headers=ADM)
+        assert r.status_code == 200, (params, r.text)
+        assert bool(r.json()[key]) is found, (params, r.json())

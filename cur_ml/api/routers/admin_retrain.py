@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 from cur_ml.api.deps import AdminAuth, RetrainJobsDep, store_errors
 from cur_ml.api.errors import ApiError
+from cur_ml.api.fields import Text
 from cur_ml.api.routers.corrections import AUTH_ERRORS
-from cur_ml.api.schemas import NO_NUL, ErrorBody, RetrainRunInfo, RetrainRuns
+from cur_ml.api.schemas import ErrorBody, RetrainRunInfo, RetrainRuns
 
 __all__ = ["router"]
 
@@ -76,7 +77,7 @@ def list_retrains(
 def get_retrain(
     _auth: AdminAuth,
     jobs: RetrainJobsDep,
-    run_id: Annotated[str, Path(max_length=64, description="`id` запуска."), NO_NUL],
+    run_id: Annotated[Text, Path(max_length=64, description="`id` запуска.")],
 ) -> dict[str, Any]:
     with store_errors():
         run = jobs.runs.get(run_id)

@@ -7,7 +7,6 @@ reason moves the category and urgency its taxonomy ties to it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -22,10 +21,9 @@ from cur_ml.api.deps import (
     WriterDep,
     store_errors,
 )
+from cur_ml.api.fields import QueryTime, Text
 from cur_ml.api.model_slot import ModelSlot
 from cur_ml.api.schemas import (
-    AS_UTC,
-    NO_NUL,
     AdminCorrectionItem,
     CorrectableField,
     CorrectionItem,
@@ -270,19 +268,16 @@ def list_corrections(
     _auth: OperatorAuth,
     corrections: CorrectionsDep,
     since: Annotated[
-        datetime | None,
+        QueryTime | None,
         Query(description="Сохранённые не раньше, ISO 8601 (без зоны — UTC)."),
-        AS_UTC,
     ] = None,
-    until: Annotated[
-        datetime | None, Query(description="Сохранённые раньше этого."), AS_UTC
-    ] = None,
+    until: Annotated[QueryTime | None, Query(description="Сохранённые раньше этого.")] = None,
     field: Annotated[CorrectableField | None, Query(description="Только это поле.")] = None,
     operator: Annotated[
-        str | None, Query(max_length=128, description="Только этот оператор."), NO_NUL
+        Text | None, Query(max_length=128, description="Только этот оператор.")
     ] = None,
     prediction_id: Annotated[
-        str | None, Query(max_length=64, description="Только этого предсказания."), NO_NUL
+        Text | None, Query(max_length=64, description="Только этого предсказания.")
     ] = None,
     cursor: Annotated[
         int,

@@ -38,8 +38,12 @@ async def healthz() -> dict:
 async def readyz(slot: SlotDep, writer: WriterDep, health: StoreHealthDep) -> JSONResponse | dict:
     model = slot.model
     if model is None:
-        status = "failed" if slot.error else "loading"
-        return JSONResponse({"status": status, "detail": slot.error}, status_code=503)
+        # Why a load failed names files and checksums: the log has it, not this public answer.
+        if slot.error:
+            body = {"status": "failed", "detail": "the model could not be loaded; see the log"}
+        else:
+            body = {"status": "loading"}
+        return JSONResponse(body, status_code=503)
     # A cached verdict costs nothing; a stale one is re-probed (a stat, a query) off the loop.
     ok = health.check() if health.fresh else await run_in_threadpool(health.check)
     if not ok or not writer.alive:

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Path
 
 from cur_ml.api.deps import CorrectionsDep, OperatorAuth, PredictionsDep, WriterDep, store_errors
 from cur_ml.api.errors import ApiError
+from cur_ml.api.fields import Text
 from cur_ml.api.routers.corrections import AUTH_ERRORS, FLUSH_SECONDS
-from cur_ml.api.schemas import NO_NUL, ErrorBody, PredictionDetail
+from cur_ml.api.schemas import ErrorBody, PredictionDetail
 from cur_ml.store.corrections import effective_labels
 from cur_ml.store.db import aware
 
@@ -31,9 +32,7 @@ router = APIRouter(prefix="/v1", tags=["corrections"])
 )
 def get_prediction(
     _auth: OperatorAuth,
-    prediction_id: Annotated[
-        str, Path(max_length=64, description="`prediction_id` ответа."), NO_NUL
-    ],
+    prediction_id: Annotated[Text, Path(max_length=64, description="`prediction_id` ответа.")],
     predictions: PredictionsDep,
     corrections: CorrectionsDep,
     writer: WriterDep,

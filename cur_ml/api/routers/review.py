@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from cur_ml.api.deps import OperatorAuth, ReviewQueueDep, store_errors
+from cur_ml.api.fields import QueryTime, Text
 from cur_ml.api.routers.corrections import AUTH_ERRORS
-from cur_ml.api.schemas import AS_UTC, NO_NUL, ErrorBody, ReviewPage
+from cur_ml.api.schemas import ErrorBody, ReviewPage
 from cur_ml.store.db import aware
 from cur_ml.store.predictions import PredictionRecord
 from cur_ml.store.review import ReviewFilters
@@ -18,7 +18,7 @@ __all__ = ["review_item", "router"]
 
 router = APIRouter(prefix="/v1", tags=["review"])
 
-_Text = Annotated[str | None, Query(max_length=512), NO_NUL]
+_Text = Annotated[Text | None, Query(max_length=512)]
 
 
 def review_item(record: PredictionRecord) -> dict[str, Any]:
@@ -55,20 +55,15 @@ def review_item(record: PredictionRecord) -> dict[str, Any]:
 def review_queue(
     _auth: OperatorAuth,
     queue: ReviewQueueDep,
-    district: Annotated[str | None, Query(max_length=256, description="Район."), NO_NUL] = None,
+    district: Annotated[Text | None, Query(max_length=256, description="Район.")] = None,
     category: _Text = None,
     agency: _Text = None,
-    source: Annotated[
-        str | None, Query(max_length=64, description="`portal`, `vk`, ..."), NO_NUL
-    ] = None,
+    source: Annotated[Text | None, Query(max_length=64, description="`portal`, `vk`, ...")] = None,
     since: Annotated[
-        datetime | None,
+        QueryTime | None,
         Query(description="Предсказанные не раньше, ISO 8601 (без зоны — UTC)."),
-        AS_UTC,
     ] = None,
-    until: Annotated[
-        datetime | None, Query(description="Предсказанные раньше этого."), AS_UTC
-    ] = None,
+    until: Annotated[QueryTime | None, Query(description="Предсказанные раньше этого.")] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
