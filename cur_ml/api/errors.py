@@ -130,8 +130,31 @@ def _merge(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = _merge(list(exc.errors()))
+_BOUND_ERRORS = ("greater_than_equal", "less_than_equal", "greater_than", "less_than")
+
+
+def _with_range(request: Request, err: dict[str, Any]) -> dict[str, Any]:
+    """A parameter out of its range: the whole range, as the document states it (the error
+    names only the bound that was crossed)."""
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") not in _BOUND_ERRORS or len(loc) != 2 or loc[0] not in ("query", "path"):
+        return err
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    try:
+        operation = request.app.openapi()["paths"][path][request.method.lower()]
+    except (KeyError, TypeError):
+        return err
+    for param in operation.get("parameters", []):
+        schema = param.get("schema", {})
+        if param.get("name") == loc[1] and {"minimum", "maximum"} <= set(schema):
+            lo, hi = schema["minimum"], schema["maximum"]
+            return {**err, "msg": f"{err.get('input')} is out of range: {lo} to {hi}"}
+    return err
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = _merge([_with_range(request, e) for e in exc.errors()])
     head = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:3])
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
     return error_response(422, "invalid_request", head + more, problems[:100])
