@@ -17,8 +17,9 @@ from cur_ml.store.review import ReviewFilters
 
 __all__ = ["QueueContext"]
 
-_TEXT = ("district", "category", "agency", "source")
+_TEXT = ("district", "category", "agency", "source", "reason", "review", "q")
 _LIMIT = 512
+_URGENCIES = ("high", "medium", "low")
 _RU_DAY = re.compile(r"\d{1,2}\.\d{1,2}\.\d{4}")
 
 
@@ -58,6 +59,12 @@ class QueueContext:
     category: str = ""
     agency: str = ""
     source: str = ""
+    reason: str = ""
+    #: Why-flagged: a kind of review reason (`low_confidence`, `place_unknown`...).
+    review: str = ""
+    #: Words to find in the appeal's text.
+    q: str = ""
+    urgency: str = ""
     since: str = ""
     until: str = ""
     page: int = 1
@@ -69,8 +76,10 @@ class QueueContext:
         """Read from query parameters; anything malformed is dropped, not an error page."""
         errors: list[str] = []
         text = {k: str(params.get(k) or "").strip()[:_LIMIT] for k in _TEXT}
+        urgency = str(params.get("urgency") or "").strip()
         return cls(
             **text,
+            urgency=urgency if urgency in _URGENCIES else "",
             since=_day(str(params.get("since") or "").strip(), errors),
             until=_day(str(params.get("until") or "").strip(), errors),
             page=_int(params.get("page"), 1, 1),
@@ -92,13 +101,17 @@ class QueueContext:
 
     @property
     def active(self) -> bool:
-        return any(getattr(self, k) for k in (*_TEXT, "since", "until"))
+        return any(getattr(self, k) for k in (*_TEXT, "urgency", "since", "until"))
 
     def filters(self) -> ReviewFilters:
         """The store's filters; dates are days in Moscow time, `until` inclusive."""
         until = _msk_midnight(self.until) + timedelta(days=1) if self.until else None
         return ReviewFilters(
-            **{k: getattr(self, k) or None for k in _TEXT},
+            **{k: getattr(self, k) or None for k in ("district", "category", "agency", "source")},
+            reason=self.reason or None,
+            urgency=self.urgency or None,
+            review_reason=self.review or None,
+            search=self.q or None,
             since=_msk_midnight(self.since) if self.since else None,
             until=until,
         )

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from cur_ml.console.context import QueueContext
 from cur_ml.console.highlight import highlight, span_groups
+from cur_ml.console.label_search import find_labels
 from cur_ml.console.session import ConsoleSession
 from cur_ml.console.web import (
     HEAD_TITLES,
@@ -145,6 +146,25 @@ def _store(
         except Exception:  # never fails the correction, as in the API
             log.exception("automatic retrain could not be started")
     return None
+
+
+def _resolve(field: str, typed: str, allowed: set[str]) -> tuple[str, str]:
+    """The label an operator's text names (a part of a word, another form, other spacing
+    will do when it names one label only), or the error that says what to do instead."""
+    if typed in allowed:
+        return typed, ""
+    titles = {URGENCY_TITLES.get(v, v) if field == "urgency" else v: v for v in allowed}
+    found = find_labels(typed, titles)
+    if len(found) == 1:
+        return titles[found[0]], ""
+    title = HEAD_TITLES[field]
+    if not found:
+        return typed, f"{title}: «{typed[:200]}» нет среди меток модели; выберите из списка."
+    shown = ", ".join(f"«{label}»" for label in found[:5]) + (", …" if len(found) > 5 else "")
+    return typed, (
+        f"{title}: «{typed[:200]}» подходит к {len(found)} меткам ({shown}); "
+        "уточните или выберите из списка."
+    )
 
 
 def _focus(heads: list[dict]) -> str:
@@ -297,10 +317,8 @@ def correct(
     if not chosen:
         error = f"{HEAD_TITLES[field]}: выберите значение из списка."
         return _card(request, session, found, record, context, error=error, status=422)
-    if chosen not in _allowed(field, record, _labels(request)):
-        error = (
-            f"{HEAD_TITLES[field]}: «{chosen[:200]}» нет среди меток модели; выберите из списка."
-        )
+    chosen, error = _resolve(field, chosen, _allowed(field, record, _labels(request)))
+    if error:
         return _card(request, session, found, record, context, error=error, status=422)
     before = latest[field].new_value if field in latest else str(getattr(record, field))
     item = CorrectionIn(

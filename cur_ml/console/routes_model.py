@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from cur_ml.console.retrain_text import run_row
 from cur_ml.console.web import HEADS, gate, message, not_ready, redirect, render, stores
 
 __all__ = ["router"]
@@ -19,17 +20,12 @@ _METRICS = (
     ("recall_high", "Полнота «высокой»"),
 )
 _SPLITS = {"dev": "отложенная часть демо-данных", "held_out": "отложенная выборка"}
-_STATUS = {
-    "running": "идёт",
-    "queued": "в очереди",
-    "promoted": "принята",
-    "rejected": "отклонена",
-    "failed": "ошибка",
-}
+#: Seconds between the model page's checks while a retrain is queued or running.
+POLL_SECONDS = 5
 _NOTICES = {
     "started": (
         "Переобучение поставлено в очередь: его выполнит процесс `cur-ml worker`; "
-        "обновите страницу, чтобы увидеть результат."
+        "страница обновится сама, когда появится результат."
     ),
     "busy": "Переобучение уже идёт; дождитесь его окончания.",
 }
@@ -57,22 +53,23 @@ def _decision_reasons(manifest: dict[str, Any]) -> list[str]:
     return decision.get("reasons_ru") or decision.get("reasons") or []
 
 
-def _run(run: Any) -> dict:
-    result = run.result or {}
-    return {
-        "id": run.id,
-        "status": run.status,
-        "status_title": _STATUS.get(run.status, run.status),
-        "trigger": run.trigger,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "challenger": result.get("challenger_version"),
-        "champion": result.get("champion_version"),
-        "reasons": result.get("reasons_ru") or result.get("reasons") or [],
-        "corrections": result.get("corrections_applied"),
-        "rows": result.get("training_rows"),
-        "error": run.error,
-    }
+def _live_state(request: Request) -> tuple[str, bool]:
+    """What the page shows that a retrain changes (the served version, the newest run and
+    its status), and whether to keep watching: a job is queued or running, or the newest
+    run was promoted and the service has not loaded its model yet."""
+    model = request.app.state.slot.model
+    version = model.version if model is not None else ""
+    found = stores(request)
+    jobs = found.retrain_jobs if found is not None else None
+    if jobs is None:
+        return version, False
+    newest = next(iter(jobs.runs.recent(1)), None)
+    if newest is None:
+        return version, False
+    challenger = (newest.result or {}).get("challenger_version")
+    loading = newest.status == "promoted" and bool(challenger) and challenger != version
+    waiting = newest.status in ("queued", "running") or loading or jobs.busy
+    return f"{version}|{newest.id}|{newest.status}", waiting
 
 
 @router.get("/model", response_class=HTMLResponse, summary="Модель в работе и переобучения")
@@ -86,7 +83,9 @@ def model_page(request: Request, msg: str = "") -> Response:
     data = manifest.get("data") or {}
     found = stores(request)
     jobs = found.retrain_jobs if found is not None else None
-    runs = [_run(r) for r in jobs.runs.recent(10)] if jobs is not None and session.is_admin else []
+    admin_jobs = jobs if session.is_admin else None
+    runs = [run_row(r) for r in admin_jobs.runs.recent(10)] if admin_jobs is not None else []
+    state, waiting = _live_state(request)
     return render(
         request,
         "model.html",
@@ -104,10 +103,24 @@ def model_page(request: Request, msg: str = "") -> Response:
             "runs": runs,
             "jobs": jobs,
             "busy": bool(jobs is not None and jobs.busy),
+            "live_state": state,
+            "waiting": waiting,
+            "poll_seconds": POLL_SECONDS,
             "notice": _NOTICES.get(msg, ""),
         },
         session=session,
     )
+
+
+@router.get("/model/state", summary="Состояние переобучения (для самообновления страницы)")
+def model_state(request: Request) -> Response:
+    """What the model page polls while a retrain is under way: it reloads when `state`
+    differs from the one it was rendered with."""
+    session = gate(request)
+    if isinstance(session, Response):
+        return session
+    state, waiting = _live_state(request)
+    return JSONResponse({"state": state, "waiting": waiting}, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/model/retrain", summary="Запустить переобучение (администратор)")

@@ -1,14 +1,17 @@
-"""The review queue: pending appeals, most urgent and least confident first, with filters."""
+"""The review queue: pending appeals, overdue first, then the most urgent and least
+confident, with filters and a text search."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from cur_ml.console.context import QueueContext
+from cur_ml.console.deadlines import deadline
 from cur_ml.console.web import gate, not_ready, redirect, render, stores
 
 __all__ = ["PAGE_SIZE", "router"]
@@ -21,7 +24,8 @@ _NOTICES = {
 }
 
 
-def _row(record, ctx: QueueContext, pos: int) -> dict:
+def _row(record, ctx: QueueContext, pos: int, now: datetime) -> dict:
+    """One line of the queue table (everything the template shows of an appeal)."""
     text = str((record.appeal or {}).get("text") or "")
     prediction = record.prediction or {}
     card = ctx.with_(pos=pos).query(page=False)
@@ -38,6 +42,7 @@ def _row(record, ctx: QueueContext, pos: int) -> dict:
         "min_confidence": getattr(record, "min_confidence", None),
         "snippet": text if len(text) <= 160 else text[:157].rstrip() + "…",
         "issues": prediction.get("review_reasons") or [],
+        "due": deadline(getattr(record, "due_at", None), now),
     }
 
 
@@ -51,13 +56,14 @@ def queue(request: Request, msg: str = "") -> Response:
         return not_ready(request, session)
     ctx = QueueContext.from_params(request.query_params)
     filters = ctx.filters()
-    counts = found.review_queue.counts(filters)
+    now = datetime.now(UTC)  # one "now" for the order, the counts and the countdowns
+    counts = found.review_queue.counts(filters, now=now)
     pages = max(1, math.ceil(counts["pending"] / PAGE_SIZE))
     if ctx.page > pages:
         ctx = ctx.with_(page=pages)
     offset = (ctx.page - 1) * PAGE_SIZE
-    records = found.review_queue.page(filters, offset=offset, limit=PAGE_SIZE)
-    rows = [_row(r, ctx, offset + i) for i, r in enumerate(records)]
+    records = found.review_queue.page(filters, offset=offset, limit=PAGE_SIZE, now=now)
+    rows = [_row(r, ctx, offset + i, now) for i, r in enumerate(records)]
     base = ctx.query(page=False, pos=False)
     sep = "&" if base else ""
 

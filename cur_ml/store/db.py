@@ -22,6 +22,7 @@ __all__ = [
     "Base",
     "aware",
     "commit_kept",
+    "fold",
     "make_engine",
     "sqlite_file_problem",
     "sqlite_path",
@@ -52,12 +53,19 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def fold(text: str | None) -> str | None:
+    """Text as search compares it: case-folded, «ё» as «е» (SQLite's `lower` and `LIKE`
+    fold ASCII letters only, so the queue's text search calls this as `cur_ml_fold`)."""
+    return None if text is None else text.casefold().replace("ё", "е")
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer thread
     cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+    dbapi_conn.create_function("cur_ml_fold", 1, fold, deterministic=True)
 
 
 def sqlite_path(url: URL | str) -> Path | None:

@@ -6,18 +6,56 @@ Corrections (the next table) refer to a row here by `prediction_id`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Engine, Float, String, func, insert, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    String,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql  # noqa: F401 - types of func.to_tsvector on PostgreSQL
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cur_ml.store.db import Base
 
-__all__ = ["HEAD_FIELDS", "PredictionRecord", "PredictionRepository", "prediction_row"]
+__all__ = [
+    "HEAD_FIELDS",
+    "LOCAL_ZONE",
+    "PredictionRecord",
+    "PredictionRepository",
+    "due_time",
+    "prediction_row",
+    "review_codes",
+    "search_document",
+]
 
 #: The four heads whose labels are stored as columns (and that operators correct).
 HEAD_FIELDS = ("category", "reason", "urgency", "agency")
+#: A deadline written without an offset is the citizen's local time: Moscow time (UTC+3 all
+#: year since 2014), the zone of the regions served and of the console.
+LOCAL_ZONE = timezone(timedelta(hours=3), "МСК")
+
+
+def search_document() -> Any:
+    """The appeal's text as PostgreSQL's full-text search reads it: `russian` stems, so
+    «лифты» finds «лифт». Literals, not parameters, so queries match the GIN index
+    `ix_predictions_text_search` (an expression index is used only for the same expression)."""
+    text = PredictionRecord.__table__.c.appeal.op("->>")(_inline("text"))
+    return func.to_tsvector(_inline("russian"), text)
+
+
+def _inline(value: str) -> Any:
+    """A constant written into the SQL itself (a parameter would not match the index)."""
+    return literal(value, String, literal_execute=True)
 
 
 class PredictionRecord(Base):
@@ -41,6 +79,10 @@ class PredictionRecord(Base):
     source: Mapped[str | None] = mapped_column(String(64), index=True)
     #: The lowest of the four head confidences (the review queue's order).
     min_confidence: Mapped[float | None] = mapped_column(Float, index=True)
+    #: The answer's `due_at` as a point in time (the queue puts overdue appeals first).
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    #: The answer's `review_reasons` as `|code|code|` (the queue filters by why-flagged).
+    review_codes: Mapped[str | None] = mapped_column(String(1024))
     #: Input fields of the appeal (CONTRACT section 1) that were sent.
     appeal: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: The prediction as answered (confidence, alternatives, review reasons, explanation...).
@@ -48,6 +90,32 @@ class PredictionRecord(Base):
 
     def __repr__(self) -> str:
         return f"PredictionRecord({self.prediction_id!r}, {self.model_version!r})"
+
+
+# PostgreSQL only: SQLite searches with LIKE (`ReviewQueue`), it has no text search.
+Index("ix_predictions_text_search", search_document(), postgresql_using="gin").ddl_if(
+    dialect="postgresql"
+)
+
+
+def due_time(value: Any) -> datetime | None:
+    """A prediction's `due_at` (ISO 8601) in UTC, as the store keeps times (SQLite drops the
+    offset); None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo is not None else when.replace(tzinfo=LOCAL_ZONE)).astimezone(UTC)
+
+
+def review_codes(reasons: Any) -> str | None:
+    """`review_reasons` as one column: `|low_confidence:reason|place_unknown|` (None: none);
+    delimited on both sides, so a filter matches whole codes with LIKE."""
+    codes = [str(c).replace("|", "") for c in reasons or () if c]
+    text = "|" + "|".join(codes) + "|" if codes else ""
+    return text[:1024] or None
 
 
 def prediction_row(
@@ -75,6 +143,8 @@ def prediction_row(
         "district": _clip(appeal.get("district"), 256),
         "source": _clip(appeal.get("source"), 64),
         "min_confidence": min(scores) if scores else None,
+        "due_at": due_time(prediction.get("due_at")),
+        "review_codes": review_codes(prediction.get("review_reasons")),
         "appeal": appeal,
         "prediction": prediction,
     }

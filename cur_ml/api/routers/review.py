@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["review"])
 _Text = Annotated[Text | None, Query(max_length=512)]
 
 
-def review_item(record: PredictionRecord) -> dict[str, Any]:
+def review_item(record: PredictionRecord, now: datetime | None = None) -> dict[str, Any]:
     """A prediction summary for the operator: the appeal's text and place, the four labels,
     how sure the model was and why it asks for review."""
     pred, appeal = record.prediction or {}, record.appeal or {}
@@ -42,14 +43,21 @@ def review_item(record: PredictionRecord) -> dict[str, Any]:
         "review_reasons": pred.get("review_reasons") or [],
         "deadline_days": pred.get("deadline_days"),
         "due_at": pred.get("due_at"),
+        "overdue": overdue(record, now),
         "model_version": record.model_version,
     }
+
+
+def overdue(record: PredictionRecord, now: datetime | None = None) -> bool | None:
+    """Past its `due_at` (None: the prediction has no deadline)."""
+    due = getattr(record, "due_at", None)
+    return None if due is None else aware(due) < (now or datetime.now(UTC))
 
 
 @router.get(
     "/review-queue",
     response_model=ReviewPage,
-    summary="Очередь проверки: самые срочные и наименее уверенные первыми",
+    summary="Очередь проверки: просроченные первыми, затем самые срочные и наименее уверенные",
     responses={**AUTH_ERRORS, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )
 def review_queue(
@@ -64,12 +72,34 @@ def review_queue(
         Query(description="Предсказанные не раньше, ISO 8601 (без зоны — UTC)."),
     ] = None,
     until: Annotated[QueryTime | None, Query(description="Предсказанные раньше этого.")] = None,
+    urgency: Annotated[
+        Literal["high", "medium", "low"] | None, Query(description="Срочность.")
+    ] = None,
+    reason: _Text = None,
+    review_reason: Annotated[
+        Text | None,
+        Query(
+            max_length=64,
+            description="Почему на проверке: вид (`low_confidence` — по любому полю) "
+            "или код целиком (`low_confidence:reason`), как в `review_reasons`.",
+        ),
+    ] = None,
+    q: Annotated[
+        Text | None,
+        Query(
+            max_length=200,
+            description="Слова текста обращения. PostgreSQL: полнотекстовый поиск "
+            '(конфигурация `russian`: «лифты» находит «лифт»; "фраза", -слово, or); '
+            "SQLite: каждое слово как подстрока без учёта регистра.",
+        ),
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """Predictions flagged `needs_review` that no operator corrected or confirmed yet: high
-    urgency first, then the least confident, then the oldest. A correction of any field
-    (a confirmation is a correction with the predicted value) takes one off the queue."""
+    """Predictions flagged `needs_review` that no operator corrected or confirmed yet: those
+    past their `due_at` first, then high urgency, the least confident, the nearest deadline,
+    the oldest. A correction of any field (a confirmation is a correction with the predicted
+    value) takes one off the queue."""
     filters = ReviewFilters(
         district=district,
         category=category,
@@ -77,12 +107,17 @@ def review_queue(
         source=source,
         since=since,
         until=until,
+        urgency=urgency,
+        reason=reason,
+        review_reason=review_reason,
+        search=q,
     )
+    now = datetime.now(UTC)
     with store_errors():
-        records = queue.page(filters, offset=offset, limit=limit)
-        counts = queue.counts(filters)
+        records = queue.page(filters, offset=offset, limit=limit, now=now)
+        counts = queue.counts(filters, now=now)
     return {
-        "items": [review_item(r) for r in records],
+        "items": [review_item(r, now) for r in records],
         "counts": counts,
         "offset": offset,
         "limit": limit,

@@ -62,7 +62,47 @@
     });
   }
 
+  // "осталось 2 дн 4 ч" / "просрочено на 35 мин": the two largest units, as the server writes.
+  function timeLeft(ms) {
+    const s = Math.floor(Math.abs(ms) / 1000);
+    const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+    const amount = d ? (h ? `${d} дн ${h} ч` : `${d} дн`) : h ? (m ? `${h} ч ${m} мин` : `${h} ч`) : `${m} мин`;
+    return ms < 0 ? `просрочено на ${amount}` : `осталось ${amount}`;
+  }
+
+  // The queue's «Ответить до» keeps counting while the page is open.
+  function countdowns() {
+    const tick = () => $$("time[data-countdown]").forEach((t) => {
+      const ms = Date.parse(t.dateTime) - Date.now();
+      if (Number.isNaN(ms)) return;
+      t.textContent = timeLeft(ms);
+      t.classList.toggle("late", ms < 0);
+      t.closest("tr")?.classList.toggle("overdue", ms < 0);
+    });
+    if ($("time[data-countdown]")) window.setInterval(tick, 30000);
+  }
+
+  // While a retrain is queued or running the model page asks every few seconds whether
+  // anything changed and reloads itself when it did (the page renders data-poll only then).
+  function modelPage() {
+    const live = $("[data-poll]");
+    if (!live) return;
+    const every = Number(live.dataset.every || 5) * 1000;
+    const poll = async () => {
+      try {
+        const r = await fetch(live.dataset.poll, { headers: { Accept: "application/json" } });
+        if (r.ok && (await r.json()).state !== live.dataset.state) {
+          window.location.reload();
+          return;
+        }
+      } catch (_) { /* offline for a moment: ask again later */ }
+      window.setTimeout(poll, every);
+    };
+    window.setTimeout(poll, every);
+  }
+
   function queuePage() {
+    countdowns();
     const rows = $$("a.row-link");
     if (rows.length && !typing(document.activeElement)) rows[0].focus({ preventScroll: true });
     document.addEventListener("keydown", (e) => {
@@ -94,4 +134,5 @@
 
   if (document.body.classList.contains("page-appeal")) appealPage();
   if (document.body.classList.contains("page-queue")) queuePage();
+  modelPage();
 })();
