@@ -96,8 +96,11 @@ def login(
     """A personal token signs in as its account (a name typed must be the account's); an
     environment token as its role, under the name typed. Failures are limited per address
     and per account (429 with Retry-After, the token not even looked at)."""
-    if not console_open(request):
-        return disabled(request)
+    try:
+        if not console_open(request):
+            return disabled(request)
+    except SQLAlchemyError:
+        return _store_down(request)
     name, next_url = clean_name(name), safe_next(next)
     anonymous = login_session(request)
     if not anonymous.csrf_ok(csrf):

@@ -149,14 +149,12 @@ _UNKNOWN = object()
 
 
 def console_open(request: Request) -> bool:
-    """The console works while an environment token or an active account can sign in."""
+    """The console works while an environment token or an active account can sign in (the
+    store's errors are the caller's to answer: 503, not «switched off»)."""
     if enabled(settings_of(request)):
         return True
     auth = getattr(request.app.state, "auth", None)
-    try:
-        return auth is not None and auth.can_pass("operator")
-    except SQLAlchemyError:
-        return False
+    return auth is not None and auth.can_pass("operator")
 
 
 def session_of(request: Request) -> ConsoleSession | None:

@@ -178,3 +178,13 @@ def test_after_a_wrong_token_the_token_field_has_focus_and_is_marked_invalid(con
     assert "autofocus" not in name_input
     first = console.get("/console/login").text
     assert "autofocus" in re.search(r'<input id="name"[^>]*>', first).group(0)
+
+
+def test_accounts_alone_open_the_console(store_url, app_factory, csrf_of):
+    with app_factory(database_url=store_url, operator_token=None, admin_token=None) as client:
+        assert "Консоль выключена" in client.get("/console/login").text
+        _, token = _users(client).add("Петрова", "operator")
+        assert _login(client, csrf_of, token).status_code == 303
+        assert "Петрова · оператор" in client.get("/console/").text
+        _users(client).revoke("Петрова")
+        assert client.get("/console/").status_code == 403  # no one left to sign in
