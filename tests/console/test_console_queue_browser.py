@@ -187,6 +187,7 @@ def _row_ids(page) -> list[str]:
 
 
 def test_the_overdue_appeal_heads_the_queue(page, queued):
+    expect = pytest.importorskip("playwright.sync_api").expect
     overdue = next(i for i in queued if i["id"] == OVERDUE["id"])
     assert overdue["overdue"] is True and queued[0]["id"] == OVERDUE["id"]
     # Urgency and confidence alone would not put it first: the deadline does.
@@ -194,6 +195,7 @@ def test_the_overdue_appeal_heads_the_queue(page, queued):
     others = [(URGENCY_RANK[i["urgency"]], i["min_confidence"]) for i in queued[1:]]
     assert min(others) < key, "pick an overdue appeal the old order would not put first"
 
+    page.clock.install()  # the page's own clock, moved on below
     _sign_in(page, OPERATOR, "Петрова")
     rows = _row_ids(page)
     assert rows[0] == overdue["prediction_id"]
@@ -205,6 +207,12 @@ def test_the_overdue_appeal_heads_the_queue(page, queued):
     assert "осталось" in second.locator("time[data-countdown]").inner_text()
     assert page.locator("table.queue tr.overdue").count() == 1
     _shot(page, "10-queue-deadlines", doc="queue.png")
+    # The countdowns keep running in the open page: a year later every deadline has passed.
+    page.clock.fast_forward(400 * 24 * 3600 * 1000)
+    rows_shown = page.locator("table.queue tbody tr").count()
+    expect(page.locator("table.queue tr.overdue")).to_have_count(rows_shown)
+    texts = page.locator("time[data-countdown]").all_inner_texts()
+    assert texts and all(t.startswith("просрочено на") for t in texts), texts
     # Enter opens the focused first row: the overdue appeal.
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/console/appeals/{overdue['prediction_id']}**")
