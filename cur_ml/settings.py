@@ -161,6 +161,15 @@ class Settings(BaseSettings):
     #: One JSON object per log line (False: plain text, for a terminal).
     log_json: bool = True
 
+    # --- operator console: working as a team ---------------------------------------
+    #: Minutes an opened appeal stays claimed by its operator («Следующее» skips it for others).
+    claim_minutes: float = Field(15.0, gt=0)
+    #: Minutes an operator may undo their latest corrections of an appeal («Проверенные мной»).
+    undo_minutes: float = Field(10.0, gt=0)
+    #: Lemma-set Jaccard similarity from which pending appeals count as near-identical for a
+    #: bulk accept (the same text, give or take case and punctuation, always does).
+    near_duplicate_similarity: float = Field(0.8, gt=0, le=1)
+
     @field_validator(*TOKEN_SETTINGS, mode="after")
     @classmethod
     def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:

@@ -350,6 +350,13 @@ class CorrectionItem(BaseModel):
         description="Ключ повтора: запрос с тем же ключом не создаёт второй записи, "
         "а возвращает сохранённую (`created: false`). Без ключа повтор создаст дубликат.",
     )
+    base_version: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = Field(
+        None,
+        description="Версия меток обращения, которую видел оператор: `version` из "
+        "`GET /v1/predictions/{id}` (номер последнего исправления, 0 — исправлений не было). "
+        "Если с тех пор обращение исправили, ответ 409 `stale_version` со списком изменений "
+        "(`changes`), и ничего из запроса не сохраняется. Без поля — без проверки.",
+    )
 
     @field_validator("value")
     @classmethod
@@ -477,8 +484,9 @@ class Correction(BaseModel):
     operator: str
     comment: str | None
     source: str = Field(
-        description="`api` (оператор), `admin`, `console`, `import` (загруженная история) или "
-        "`derived` (последовало за исправленной причиной)."
+        description="`api` (оператор), `admin`, `console`, `import` (загруженная история), "
+        "`derived` (последовало за исправленной причиной) или `undo` (оператор отменил своё "
+        "исправление в консоли: восстановлено прежнее значение)."
     )
     at: str = Field(description="Когда сохранено, ISO 8601 (UTC).")
 
@@ -552,6 +560,15 @@ class ReviewPage(BaseModel):
     limit: int
 
 
+class ReviewState(BaseModel):
+    """Review by field: the appeal leaves the review queue when every field it was sent to
+    review for is accepted or corrected."""
+
+    needed: list[CorrectableField] = Field(description="Поля, отправленные на проверку.")
+    open: list[CorrectableField] = Field(description="Из них ещё не принятые и не исправленные.")
+    done: bool = Field(description="Все нужные поля проверены: обращения нет в очереди.")
+
+
 class PredictionDetail(BaseModel):
     """A served prediction with its appeal, corrections and the labels in force now."""
 
@@ -566,6 +583,19 @@ class PredictionDetail(BaseModel):
         description="Действующие метки: предсказанные, заменённые последними исправлениями."
     )
     reviewed: bool = Field(description="Оператор исправил или подтвердил хотя бы одно поле.")
+    version: int = Field(
+        description="Версия меток: номер последнего исправления (0 — исправлений нет). "
+        "Передайте её в `base_version` исправления, чтобы не затереть чужое."
+    )
+    review: ReviewState
+
+
+class StaleVersionBody(ErrorBody):
+    """409 `stale_version`: the labels changed since the version a correction was based on."""
+
+    changes: list[Correction] = Field(
+        description="Исправления, сохранённые после той версии, от старых к новым."
+    )
 
 
 class RetrainRunInfo(BaseModel):

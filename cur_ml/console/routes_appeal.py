@@ -1,8 +1,10 @@
 """An appeal's card: its text with the deciding words marked, the four decisions, corrections.
 
-Accepting a decision stores a correction with the same value, so the appeal leaves the
-queue; every form carries the session's CSRF token and its own idempotency key, so a
-double submission stores one correction.
+Accepting a decision stores a correction with the same value; the appeal leaves the queue
+once every field that needed review is accepted or corrected. Every form carries the
+session's CSRF token, its own idempotency key (a double submission stores one correction)
+and the version of the labels the page showed: a save over someone's newer change is
+refused (409) with what changed. Opening the card claims the appeal for its operator.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from sqlalchemy.exc import OperationalError
 from cur_ml.console.context import QueueContext
 from cur_ml.console.highlight import highlight, span_groups
 from cur_ml.console.label_search import find_labels
+from cur_ml.console.review_view import derived_notice, review_view
 from cur_ml.console.session import ConsoleSession
+from cur_ml.console.team import acting, claims, follow_of, parse_version
 from cur_ml.console.web import (
     HEAD_TITLES,
     HEADS,
@@ -33,9 +37,11 @@ from cur_ml.console.web import (
     render,
     stores,
 )
-from cur_ml.errors import IdempotencyKeyReusedError, StoreBusyError
+from cur_ml.errors import IdempotencyKeyReusedError, StaleVersionError, StoreBusyError
 from cur_ml.retrain.approvals import LabelBook
-from cur_ml.store.corrections import CorrectionIn
+from cur_ml.store.claiming import Hold
+from cur_ml.store.corrections import CorrectionIn, effective_labels
+from cur_ml.store.review_progress import done_ids, live_rows
 
 __all__ = ["router"]
 
@@ -119,14 +125,22 @@ def _heads(record: Any, history: list[Any], labels: dict[str, list[str]]) -> lis
 
 
 def _store(
-    request: Request, session: ConsoleSession, found: Stores, items: list[CorrectionIn]
+    request: Request,
+    session: ConsoleSession,
+    found: Stores,
+    items: list[CorrectionIn],
+    record: Any,
+    ctx: QueueContext,
 ) -> Response | None:
     """Store corrections as the API does (a changed reason moves category and urgency with
-    it; then maybe an automatic retrain); a page on failure."""
+    it; then maybe an automatic retrain); a page on failure: the card as it is now with what
+    changed when the page was based on an older version (409)."""
     model = getattr(request.app.state.slot, "model", None)
     follow = LabelBook.of(model).follows if model is not None else None
     try:
         stored = found.corrections.add(items, follow=follow).items
+    except StaleVersionError as exc:
+        return _card(request, session, found, record, ctx, conflict=exc.changes, status=409)
     except IdempotencyKeyReusedError:
         return message(
             request,
@@ -145,6 +159,8 @@ def _store(
             found.retrain_jobs.maybe_start_auto()
         except Exception:  # never fails the correction, as in the API
             log.exception("automatic retrain could not be started")
+    if done_ids(found.corrections.engine, [record.prediction_id]):  # reviewed: let it go
+        claims(request, found).release(record.prediction_id, acting(session).name)
     return None
 
 
@@ -168,8 +184,9 @@ def _resolve(field: str, typed: str, allowed: set[str]) -> tuple[str, str]:
 
 
 def _focus(heads: list[dict]) -> str:
-    """The head to focus first: the least confident one nobody has decided yet."""
-    open_heads = [h for h in heads if h["corrected"] is None]
+    """The head to focus first: the least confident one still to review (else the least
+    confident one nobody has decided yet)."""
+    open_heads = [h for h in heads if h["open"]] or [h for h in heads if h["corrected"] is None]
     if not open_heads:
         return ""
     return min(open_heads, key=lambda h: float(h["confidence"] or 0.0))["head"]
@@ -185,9 +202,16 @@ def _card(
     notice: str = "",
     error: str = "",
     status: int = 200,
+    conflict: list[Any] | None = None,
+    hold: Hold | None = None,
 ) -> HTMLResponse:
     history = found.corrections.query(prediction_id=record.prediction_id, limit=1000)
-    heads = _heads(record, history, _labels(request))
+    review = review_view(record, history, follow_of(request))
+    heads = _heads(record, live_rows(history), _labels(request))
+    for h in heads:
+        h["needed"] = h["head"] in review.verdict.needed
+        h["open"] = h["head"] in review.verdict.missing
+        h["derived"] = h["head"] in review.derived
     appeal = record.appeal or {}
     text = str(appeal.get("text") or "")
     groups = span_groups((record.prediction or {}).get("explanation"), text, HEADS)
@@ -206,7 +230,15 @@ def _card(
             "heads": heads,
             "focus": _focus(heads),
             "history": list(reversed(history)),
-            "pending": bool(record.needs_review) and not history,
+            "pending": bool(record.needs_review) and not review.verdict.done,
+            "review": review,
+            "version": review.version,
+            "conflict": conflict or [],
+            "reload_url": f"/console/appeals/{quote(record.prediction_id)}"
+            + (f"?{ctx_query}" if ctx_query else ""),
+            "similar_url": f"/console/appeals/{quote(record.prediction_id)}/similar"
+            + (f"?{ctx_query}" if ctx_query else ""),
+            "hold": hold if hold is not None and not hold.is_mine(acting(session).name) else None,
             "ctx": ctx_query,
             "queue_url": "/console/"
             + (f"?{ctx.query(page=False, pos=False)}" if ctx.active else ""),
@@ -235,6 +267,11 @@ def appeal_card(request: Request, prediction_id: str, saved: str = "") -> Respon
             request, session, "Не найдено", "Обращения с таким номером предсказания нет.", 404
         )
     notice = f"{HEAD_TITLES[saved]}: исправление сохранено." if saved in HEAD_TITLES else ""
+    if saved == "reason":
+        history = found.corrections.query(prediction_id=record.prediction_id, limit=1000)
+        notice = " ".join(filter(None, (notice, derived_notice(live_rows(history)))))
+    who = acting(session)
+    hold = claims(request, found).take(record.prediction_id, who.name, who.user_id)
     return _card(
         request,
         session,
@@ -242,6 +279,7 @@ def appeal_card(request: Request, prediction_id: str, saved: str = "") -> Respon
         record,
         QueueContext.from_params(request.query_params),
         notice=notice,
+        hold=hold,
     )
 
 
@@ -260,6 +298,8 @@ def correct(
     value: Annotated[str, Form()] = "",
     custom: Annotated[str, Form()] = "",
     ctx: Annotated[str, Form()] = "",
+    base: Annotated[str, Form()] = "",
+    comment: Annotated[str, Form()] = "",
 ) -> Response:
     session = gate(request)
     if isinstance(session, Response):
@@ -282,26 +322,32 @@ def correct(
         )
     context = QueueContext.from_string(ctx)
     common = {
-        "operator": session.name,
+        "operator": acting(session).name,
         "prediction_id": record.prediction_id,
         "appeal_id": record.appeal_id,
         "source": "console",
+        "comment": " ".join(comment.split())[:2000] or None,
+        "base_version": parse_version(base),
     }
     history = found.corrections.query(prediction_id=record.prediction_id, limit=1000)
     latest = _latest(history)
     if action == "accept_all":
+        # Every field nobody has settled yet, at the value it has now (a reason's followers
+        # are settled by it).
+        settled = review_view(record, history, follow_of(request)).verdict.settled
+        current = effective_labels(record, history)
         items = [
             CorrectionIn(
                 field=head,
-                new_value=str(getattr(record, head)),
-                old_value=str(getattr(record, head)),
+                new_value=current[head],
+                old_value=current[head],
                 idempotency_key=f"{key}:{head}",
                 **common,
             )
             for head in HEADS
-            if head not in latest
+            if head not in settled
         ]
-        if (failed := _store(request, session, found, items)) is not None:
+        if (failed := _store(request, session, found, items, record, context)) is not None:
             return failed
         query = context.query(page=False)
         return redirect(
@@ -324,7 +370,7 @@ def correct(
     item = CorrectionIn(
         field=field, new_value=chosen, old_value=before, idempotency_key=f"{key}:{field}", **common
     )
-    if (failed := _store(request, session, found, [item])) is not None:
+    if (failed := _store(request, session, found, [item], record, context)) is not None:
         return failed
     query = context.query(page=False)
     return redirect(

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from cur_ml.console.retrain_text import run_row
 from cur_ml.console.web import HEADS, gate, message, not_ready, redirect, render, stores
+from cur_ml.store.operator_stats import daily_counts
 
 __all__ = ["router"]
 
@@ -107,6 +108,9 @@ def model_page(request: Request, msg: str = "") -> Response:
             "waiting": waiting,
             "poll_seconds": POLL_SECONDS,
             "notice": _NOTICES.get(msg, ""),
+            "per_operator": (
+                daily_counts(found.corrections.engine, days=7) if found is not None else []
+            ),
         },
         session=session,
     )

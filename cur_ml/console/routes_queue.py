@@ -12,12 +12,15 @@ from fastapi.responses import HTMLResponse, Response
 
 from cur_ml.console.context import QueueContext
 from cur_ml.console.deadlines import deadline
+from cur_ml.console.team import acting, claims, mark_holders
 from cur_ml.console.web import gate, not_ready, redirect, render, stores
 
 __all__ = ["PAGE_SIZE", "router"]
 
 router = APIRouter()
 PAGE_SIZE = 25
+#: Appeals «Следующее» looks through for one nobody else holds (then it starts from the top).
+_LOOK_AHEAD = 50
 _NOTICES = {
     "empty": "Других обращений в очереди нет (с этими фильтрами).",
     "saved": "Исправление сохранено.",
@@ -64,6 +67,7 @@ def queue(request: Request, msg: str = "") -> Response:
     offset = (ctx.page - 1) * PAGE_SIZE
     records = found.review_queue.page(filters, offset=offset, limit=PAGE_SIZE, now=now)
     rows = [_row(r, ctx, offset + i, now) for i, r in enumerate(records)]
+    mark_holders(rows, claims(request, found), acting(session))
     base = ctx.query(page=False, pos=False)
     sep = "&" if base else ""
 
@@ -83,6 +87,7 @@ def queue(request: Request, msg: str = "") -> Response:
             "prev_url": page_url(ctx.page - 1) if ctx.page > 1 else "",
             "next_url": page_url(ctx.page + 1) if ctx.page < pages else "",
             "first_url": rows[0]["href"] if rows else "",
+            "take_url": "/console/next" + (f"?{base}" if base else ""),
             "notice": _NOTICES.get(msg, ""),
         },
         session=session,
@@ -91,7 +96,8 @@ def queue(request: Request, msg: str = "") -> Response:
 
 @router.get("/next", summary="Следующее обращение очереди")
 def next_appeal(request: Request, current: str = "") -> Response:
-    """The first pending appeal at or after the current one's position that is not it."""
+    """The first pending appeal at or after the current one's position that is not it and
+    that nobody else holds; it is claimed for the operator before they are sent to it."""
     session = gate(request)
     if isinstance(session, Response):
         return session
@@ -100,14 +106,20 @@ def next_appeal(request: Request, current: str = "") -> Response:
         return not_ready(request, session)
     ctx = QueueContext.from_params(request.query_params)
     filters = ctx.filters()
+    me, taking = acting(session), claims(request, found)
     for offset in (ctx.pos, 0):  # past the end: start again from the top
-        for i, record in enumerate(found.review_queue.page(filters, offset=offset, limit=2)):
-            if record.prediction_id != current:
-                # A skipped appeal is still pending and sits just before: i counts it.
-                query = ctx.with_(pos=offset + i).query(page=False)
-                return redirect(
-                    f"/console/appeals/{quote(record.prediction_id)}"
-                    + (f"?{query}" if query else "")
-                )
+        batch = found.review_queue.page(filters, offset=offset, limit=_LOOK_AHEAD)
+        others = taking.held_by_others([r.prediction_id for r in batch], me.name)
+        for i, record in enumerate(batch):
+            if record.prediction_id == current or record.prediction_id in others:
+                continue
+            # Taken atomically: of two operators racing for it, the other moves on.
+            if not taking.take(record.prediction_id, me.name, me.user_id).is_mine(me.name):
+                continue
+            # A skipped appeal is still pending and sits just before: i counts it.
+            query = ctx.with_(pos=offset + i).query(page=False)
+            return redirect(
+                f"/console/appeals/{quote(record.prediction_id)}" + (f"?{query}" if query else "")
+            )
     query = ctx.query(page=False, pos=False)
     return redirect(f"/console/?{query}{'&' if query else ''}msg=empty")

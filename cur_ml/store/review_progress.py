@@ -27,8 +27,10 @@ __all__ = [
     "ReviewProgress",
     "Verdict",
     "done_ids",
+    "histories",
     "live_rows",
     "needed_fields",
+    "pending_texts",
     "progress_of",
     "refresh",
     "reviewed",
@@ -141,6 +143,39 @@ def _upsert(dialect: str) -> Any:
     )
 
 
+def _histories(session: Session, ids: Sequence[str]) -> dict[str, list[CorrectionRecord]]:
+    out: dict[str, list[CorrectionRecord]] = {}
+    for row in session.scalars(
+        select(CorrectionRecord)
+        .where(CorrectionRecord.prediction_id.in_(ids))
+        .order_by(CorrectionRecord.id)
+    ):
+        out.setdefault(row.prediction_id or "", []).append(row)
+    return out
+
+
+def histories(engine: Engine, ids: Sequence[str]) -> dict[str, list[CorrectionRecord]]:
+    """Every correction of each of `ids` (stored predictions or not), oldest first."""
+    wanted = sorted(set(ids))
+    out: dict[str, list[CorrectionRecord]] = {pid: [] for pid in wanted}
+    with Session(engine, expire_on_commit=False) as session:
+        for start in range(0, len(wanted), 500):
+            out.update(_histories(session, wanted[start : start + 500]))
+    return out
+
+
+def pending_texts(engine: Engine, limit: int) -> dict[str, str]:
+    """prediction_id → text of the newest `limit` appeals waiting for review."""
+    q = (
+        select(PredictionRecord.prediction_id, PredictionRecord.appeal)
+        .where(PredictionRecord.needs_review.is_(True), ~reviewed())
+        .order_by(PredictionRecord.created_at.desc())
+        .limit(limit)
+    )
+    with Session(engine) as session:
+        return {pid: str((appeal or {}).get("text") or "") for pid, appeal in session.execute(q)}
+
+
 def refresh(
     session: Session, ids: Sequence[str], follow: _Follow | None, now: datetime | None = None
 ) -> dict[str, Verdict]:
@@ -153,13 +188,7 @@ def refresh(
         records = session.scalars(
             select(PredictionRecord).where(PredictionRecord.prediction_id.in_(chunk))
         ).all()
-        histories: dict[str, list[CorrectionRecord]] = {}
-        for row in session.scalars(
-            select(CorrectionRecord)
-            .where(CorrectionRecord.prediction_id.in_(chunk))
-            .order_by(CorrectionRecord.id)
-        ):
-            histories.setdefault(row.prediction_id or "", []).append(row)
+        histories = _histories(session, chunk)
         for record in records:
             verdicts[record.prediction_id] = progress_of(
                 record, histories.get(record.prediction_id, []), follow

@@ -16,6 +16,8 @@ OPERATOR = "operator-token-0123456789abcdef"
 ADMIN = "admin-token-0123456789abcdef"
 ALL_TOKENS = {"predict_token": PREDICT, "operator_token": OPERATOR, "admin_token": ADMIN}
 ERROR = {"$ref": "#/components/schemas/ErrorBody"}
+#: 409 `stale_version` of a correction: an ErrorBody with the changes it missed.
+STALE = {"$ref": "#/components/schemas/StaleVersionBody"}
 
 
 def document(settings) -> dict:
@@ -40,6 +42,8 @@ def test_errors_are_documented_as_they_are_sent(secured):
     assert "HTTPValidationError" not in str(secured)
     error = secured["components"]["schemas"]["ErrorBody"]
     assert set(error["properties"]) == {"error", "message", "detail", "request_id"}
+    stale = secured["components"]["schemas"]["StaleVersionBody"]
+    assert set(stale["properties"]) == {"error", "message", "detail", "request_id", "changes"}
     problem = secured["components"]["schemas"]["FieldProblem"]
     assert set(problem["properties"]) == {"field", "problem"}
     for path, method, op in operations(secured):
@@ -50,7 +54,9 @@ def test_errors_are_documented_as_they_are_sent(secured):
             assert {"400", "413"} <= codes, (method, path)
         for code, answer in op["responses"].items():
             if code[0] in "45" and path != "/readyz":
-                assert answer["content"]["application/json"]["schema"] == ERROR, (path, code)
+                schema = answer["content"]["application/json"]["schema"]
+                stale = code == "409" and "corrections" in path
+                assert schema == (STALE if stale else ERROR), (path, code)
 
 
 def test_security_follows_the_tokens_configured(secured, tmp_path, model_a_dir, settings_for):

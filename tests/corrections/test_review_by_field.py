@@ -13,6 +13,7 @@ from cur_ml.errors import StaleVersionError, UndoRefusedError
 from cur_ml.store import PredictionRepository, make_engine, prediction_row, upgrade
 from cur_ml.store.claiming import Claims
 from cur_ml.store.corrections import CorrectionIn, CorrectionRepository
+from cur_ml.store.operator_stats import daily_counts
 from cur_ml.store.review import ReviewQueue
 from cur_ml.store.review_progress import needed_fields
 from cur_ml.store.undo import ReviewLog
@@ -218,3 +219,22 @@ def test_one_appeal_one_holder(engine, store):
     assert claims.held([_pid(1)], now=later)[_pid(1)].holder == "Сидоров"
     claims.release(_pid(1), "Сидоров")
     assert claims.held([_pid(1)], now=later) == {}
+
+
+def test_corrections_are_counted_per_operator_and_moscow_day(engine, store):
+    late = datetime(2026, 12, 1, 22, 30, tzinfo=UTC)  # 02.12 01:30 in Moscow
+    store.add([_fix("reason", "Протечка кровли", "Петрова", created_at=late)], follow=follow)
+    store.add([_fix("agency", "ЖА Невского района", "Петрова", pid=2, created_at=late)])
+    store.add([_fix("agency", "ЖА Кировского района", "Сидоров", pid=3, created_at=late)])
+    early = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)  # 01.12 23:00 in Moscow
+    store.add([_fix("urgency", "high", "Сидоров", pid=3, created_at=early)])
+    days = daily_counts(engine, days=7, now=datetime(2026, 12, 2, 12, 0, tzinfo=UTC))
+    # The derived category and urgency of her reason are not her work: one row, changed.
+    assert [(d.day.isoformat(), d.operator, d.changed, d.accepted) for d in days] == [
+        ("2026-12-02", "Петрова", 1, 1),
+        ("2026-12-02", "Сидоров", 1, 0),
+        ("2026-12-01", "Сидоров", 1, 0),
+    ]
+    assert daily_counts(engine, days=1, now=datetime(2026, 12, 2, 12, 0, tzinfo=UTC))[-1].day == (
+        datetime(2026, 12, 2).date()
+    )

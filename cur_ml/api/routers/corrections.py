@@ -1,7 +1,8 @@
 """`POST /v1/corrections` (operators say what a field should have been) and `GET` their history.
 
 A correction carries a label of the served model (or one an admin approved); a corrected
-reason moves the category and urgency its taxonomy ties to it.
+reason moves the category and urgency its taxonomy ties to it. One that names the version of
+the labels it was based on (`base_version`) is refused (409) when someone changed them since.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cur_ml.api.deps import (
     store_errors,
 )
 from cur_ml.api.fields import QueryTime, Text
+from cur_ml.api.logs import request_id_var
 from cur_ml.api.model_slot import ModelSlot
 from cur_ml.api.schemas import (
     AdminCorrectionItem,
@@ -31,9 +33,10 @@ from cur_ml.api.schemas import (
     CorrectionsRequest,
     CorrectionsResponse,
     ErrorBody,
+    StaleVersionBody,
 )
 from cur_ml.auth import Identity
-from cur_ml.errors import IdempotencyKeyReusedError, UnknownPredictionError
+from cur_ml.errors import IdempotencyKeyReusedError, StaleVersionError, UnknownPredictionError
 from cur_ml.retrain.approvals import LabelBook, contradictions
 from cur_ml.retrain.jobs import RetrainJobs
 from cur_ml.store.corrections import CorrectionIn, CorrectionRepository, Stored
@@ -65,6 +68,11 @@ CORRECTION_ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Неверный ввод: поле и проблема в `detail`. Метка, которой нет у модели, "
         "называется с ближайшими метками; противоречие причины и категории (срочности) в одном "
         "запросе называет оба поля",
+    },
+    409: {
+        "model": StaleVersionBody,
+        "description": "`stale_version`: метки обращения изменили после версии `base_version`; "
+        "в `changes` — что изменилось (поле, было, стало, кто, когда). Ничего не сохранено",
     },
     **_STORE_DOWN,
 }
@@ -182,11 +190,15 @@ def accept_corrections(
             comment=c.comment,
             idempotency_key=c.idempotency_key,
             source=source,
+            base_version=c.base_version,
         )
         for c, author in zip(body, authors, strict=True)
     ]
     fresh = [i for i in sorted(new) if getattr(body[i], "allow_new_label", False)]
-    stored = _store(corrections, writer, items, follow=book.follows, new_labels=fresh)
+    try:
+        stored = _store(corrections, writer, items, follow=book.follows, new_labels=fresh)
+    except StaleVersionError as exc:
+        return _stale(exc, body)
     created = any(is_new for _, is_new in stored.items)
     if created:
         _auto_retrain(jobs)
@@ -202,6 +214,30 @@ def accept_corrections(
         ]
     }
     return JSONResponse(payload, status_code=201 if created else 200)
+
+
+def _stale(
+    exc: StaleVersionError, body: list[CorrectionItem] | list[AdminCorrectionItem]
+) -> JSONResponse:
+    """409: what changed since the versions the items were based on (nothing was stored)."""
+    detail = [
+        {
+            "field": f"corrections[{i}].base_version",
+            "problem": f"the labels of {body[i].prediction_id} changed after version "
+            f"{body[i].base_version}: read GET /v1/predictions/{{id}} again",
+        }
+        for i in exc.positions[:100]
+    ]
+    fields = ", ".join(sorted({c.field for c in exc.changes})) or "none"
+    payload = {
+        "error": "stale_version",
+        "message": f"{len(exc.positions)} correction(s) based on an old version of the labels; "
+        f"changed since: {fields}",
+        "detail": detail,
+        "request_id": request_id_var.get(),
+        "changes": [c.to_dict() for c in exc.changes],
+    }
+    return JSONResponse(payload, status_code=409)
 
 
 def _auto_retrain(jobs: RetrainJobs) -> None:

@@ -104,7 +104,9 @@
   function queuePage() {
     countdowns();
     const rows = $$("a.row-link");
-    if (rows.length && !typing(document.activeElement)) rows[0].focus({ preventScroll: true });
+    // The first row nobody else has open gets the focus: Enter takes it.
+    const free = rows.find((r) => !r.classList.contains("held-row")) || rows[0];
+    if (free && !typing(document.activeElement)) free.focus({ preventScroll: true });
     document.addEventListener("keydown", (e) => {
       if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) return;
       const i = rows.indexOf(document.activeElement);
@@ -118,6 +120,8 @@
         go($("#prev-page"));
       } else if (is(e, "BracketRight")) {
         go($("#next-page"));
+      } else if (is(e, "KeyN")) {
+        go($("#take-next"));
       } else {
         return;
       }
@@ -129,6 +133,7 @@
   document.addEventListener("keydown", (e) => {
     if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) return;
     if (is(e, "KeyM")) go($('a[href="/console/model"]'));
+    else if (is(e, "KeyP")) go($('a[href="/console/mine"]'));
     else if (is(e, "KeyQ")) go($("#back") || $('a[href="/console/"]'));
   });
 
