@@ -96,10 +96,11 @@ def review_queue(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """Predictions flagged `needs_review` that no operator corrected or confirmed yet: those
-    past their `due_at` first, then high urgency, the least confident, the nearest deadline,
-    the oldest. A correction of any field (a confirmation is a correction with the predicted
-    value) takes one off the queue."""
+    """Predictions flagged `needs_review` whose review is not done: those past their `due_at`
+    first, then high urgency, the least confident, the nearest deadline, the oldest. One
+    leaves the queue when every field its `review_reasons` name is corrected or confirmed (a
+    confirmation is a correction with the value in force; a corrected reason also settles the
+    category and urgency it brings); `GET /v1/predictions/{id}` says which are still open."""
     filters = ReviewFilters(
         district=district,
         category=category,
