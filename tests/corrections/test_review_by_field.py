@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cur_ml.errors import StaleVersionError, UndoRefusedError
+from cur_ml.retrain.importer import import_corrections
 from cur_ml.store import PredictionRepository, make_engine, prediction_row, upgrade
 from cur_ml.store.claiming import Claims
 from cur_ml.store.corrections import CorrectionIn, CorrectionRepository
+from cur_ml.store.export import export_history
 from cur_ml.store.operator_stats import daily_counts
 from cur_ml.store.review import ReviewQueue
 from cur_ml.store.review_progress import needed_fields
@@ -238,3 +240,27 @@ def test_corrections_are_counted_per_operator_and_moscow_day(engine, store):
     assert daily_counts(engine, days=1, now=datetime(2026, 12, 2, 12, 0, tzinfo=UTC))[-1].day == (
         datetime(2026, 12, 2).date()
     )
+
+
+def test_an_undo_stays_paired_with_what_it_took_back_across_export_and_import(
+    engine, store, tmp_path
+):
+    log = ReviewLog(engine, timedelta(minutes=10))
+    store.add([_fix("reason", "Протечка кровли", "Петрова")], follow=follow)
+    log.undo(_pid(1), "Петрова", follow=follow)
+    store.add([_fix("agency", "ЖА Кировского района", "Сидоров", pid=2)])
+    out = tmp_path / "history.jsonl"
+    with out.open("w", encoding="utf-8") as fh:
+        export_history(engine, fh, "jsonl")
+
+    copy = make_engine(f"sqlite:///{tmp_path / 'copy.sqlite3'}")
+    upgrade(copy)
+    try:
+        imported = CorrectionRepository(copy)
+        import_corrections(out, None, imported, show_progress=False)
+        # Ids differ in the new store; the keys still pair each undo with its row.
+        assert imported.events()[["field", "new"]].values.tolist() == [
+            ["agency", "ЖА Кировского района"]
+        ]
+    finally:
+        copy.dispose()
