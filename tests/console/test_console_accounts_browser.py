@@ -6,17 +6,12 @@ Screenshots go to test-artifacts/console/ (names starting with `accounts-`).
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from browser_support import console_server, server_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "datasets" / "demo" / "appeals.csv"
@@ -35,12 +30,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def accounts_server(tmp_path_factory) -> Iterator[tuple[str, str, str]]:
     """`cur-ml serve` in its own process, on a store holding the account «Петрова»; yields
@@ -57,44 +46,15 @@ def accounts_server(tmp_path_factory) -> Iterator[tuple[str, str, str]]:
     upgrade(engine)
     _, token = UserRepository(engine).add("Петрова", "operator")
     engine.dispose()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CUR_ML_DATABASE_URL": url,
-        "CUR_ML_MODEL_POLL_SECONDS": "0",
-        "CUR_ML_PREDICT_TOKEN": "",
-        "CUR_ML_OPERATOR_TOKEN": OPERATOR,
-        "CUR_ML_ADMIN_TOKEN": "",
-        "CUR_ML_MLFLOW_ENABLED": "false",
-    }
-    code = (
-        "from pathlib import Path; from cur_ml.api.server import serve; "
-        f"serve(model_dir=Path({str(model_dir)!r}), host='127.0.0.1', port={port})"
+    env = server_env(
+        CUR_ML_DATABASE_URL=url,
+        CUR_ML_OPERATOR_TOKEN=OPERATOR,
+        CUR_ML_ADMIN_TOKEN="",
     )
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the server was not ready in time"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+    with console_server(tmp, model_dir, env) as base:
         r = httpx.post(f"{base}/v1/predict", json={"appeals": APPEALS}, timeout=30)
         assert r.status_code == 200, r.text
         yield base, token, r.json()["predictions"][0]["prediction_id"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from browser_support import console_server, server_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "datasets" / "demo" / "appeals.csv"
@@ -45,12 +42,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _demo_appeals(n: int) -> list[dict]:
     """The first `n` appeals of the demo dev split, as a routing service would send them."""
     with DEMO.open(encoding="utf-8") as fh:
@@ -70,43 +61,13 @@ def server(tmp_path_factory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("console_e2e")
     model_dir = tmp / "model"
     ensure_default_model(model_dir, DEMO, show_progress=False)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CUR_ML_DATABASE_URL": f"sqlite:///{tmp / 'store.sqlite3'}",
-        "CUR_ML_MODEL_POLL_SECONDS": "0",
-        "CUR_ML_PREDICT_TOKEN": "",
-        "CUR_ML_OPERATOR_TOKEN": OPERATOR,
-        "CUR_ML_ADMIN_TOKEN": ADMIN,
-        "CUR_ML_MLFLOW_ENABLED": "false",
-        "CUR_ML_LOG_JSON": "true",
-    }
-    code = (
-        "from pathlib import Path; from cur_ml.api.server import serve; "
-        f"serve(model_dir=Path({str(model_dir)!r}), host='127.0.0.1', port={port})"
+    env = server_env(
+        CUR_ML_DATABASE_URL=f"sqlite:///{tmp / 'store.sqlite3'}",
+        CUR_ML_OPERATOR_TOKEN=OPERATOR,
+        CUR_ML_ADMIN_TOKEN=ADMIN,
     )
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the server was not ready in time"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+    with console_server(tmp, model_dir, env) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,13 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from browser_support import console_server, server_env
 
 from cur_ml.store import make_engine
 from cur_ml.store.retrain_runs import RetrainRunRepository
@@ -53,12 +50,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _appeals(n: int) -> list[dict]:
     """`n` demo appeals as written today (no `created_at`: due from now), the lift appeals,
     and the overdue one."""
@@ -74,43 +65,13 @@ def server(tmp_path_factory, strict_model_dir) -> Iterator[tuple[str, str]]:
     """(base URL, store URL) of `cur-ml serve` in its own process."""
     tmp = tmp_path_factory.mktemp("queue_e2e")
     store = f"sqlite:///{tmp / 'store.sqlite3'}"
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CUR_ML_DATABASE_URL": store,
-        "CUR_ML_MODEL_POLL_SECONDS": "0",
-        "CUR_ML_PREDICT_TOKEN": "",
-        "CUR_ML_OPERATOR_TOKEN": OPERATOR,
-        "CUR_ML_ADMIN_TOKEN": ADMIN,
-        "CUR_ML_MLFLOW_ENABLED": "false",
-        "CUR_ML_LOG_JSON": "true",
-    }
-    code = (
-        "from pathlib import Path; from cur_ml.api.server import serve; "
-        f"serve(model_dir=Path({str(strict_model_dir)!r}), host='127.0.0.1', port={port})"
+    env = server_env(
+        CUR_ML_DATABASE_URL=store,
+        CUR_ML_OPERATOR_TOKEN=OPERATOR,
+        CUR_ML_ADMIN_TOKEN=ADMIN,
     )
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the server was not ready in time"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+    with console_server(tmp, strict_model_dir, env) as base:
         yield base, store
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,7 @@ once. Screenshots go to test-artifacts/console/ (team-*.png).
 from __future__ import annotations
 
 import csv
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +21,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+from browser_support import console_server, server_env
 
 from cur_ml.model.bundle import load_model
 
@@ -44,12 +42,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _appeals(n: int) -> list[dict]:
     with DEMO.open(encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r["split"] == "dev"][:n]
@@ -61,16 +53,11 @@ def _appeals(n: int) -> list[dict]:
 def server(tmp_path_factory, strict_model_dir) -> Iterator[dict]:
     """`cur-ml serve` in its own process, and the tokens of two accounts made by the CLI."""
     tmp = tmp_path_factory.mktemp("team_e2e")
-    env = {
-        **os.environ,
-        "CUR_ML_DATABASE_URL": f"sqlite:///{tmp / 'store.sqlite3'}",
-        "CUR_ML_MODEL_POLL_SECONDS": "0",
-        "CUR_ML_PREDICT_TOKEN": "",
-        "CUR_ML_OPERATOR_TOKEN": "",
-        "CUR_ML_ADMIN_TOKEN": ADMIN,
-        "CUR_ML_MLFLOW_ENABLED": "false",
-        "CUR_ML_LOG_JSON": "true",
-    }
+    env = server_env(
+        CUR_ML_DATABASE_URL=f"sqlite:///{tmp / 'store.sqlite3'}",
+        CUR_ML_OPERATOR_TOKEN="",
+        CUR_ML_ADMIN_TOKEN=ADMIN,
+    )
     cli = [sys.executable, "-m", "cur_ml.cli", "users", "add"]
     tokens = {
         name: subprocess.run(
@@ -78,33 +65,8 @@ def server(tmp_path_factory, strict_model_dir) -> Iterator[dict]:
         ).stdout.strip()
         for name in ("Петрова", "Сидоров")
     }
-    port = _free_port()
-    code = (
-        "from pathlib import Path; from cur_ml.api.server import serve; "
-        f"serve(model_dir=Path({str(strict_model_dir)!r}), host='127.0.0.1', port={port})"
-    )
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the server was not ready in time"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+    with console_server(tmp, strict_model_dir, env) as base:
         yield {"base": base, "tokens": tokens}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
