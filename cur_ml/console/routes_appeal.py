@@ -30,12 +30,11 @@ from cur_ml.console.web import (
     HEADS,
     URGENCY_TITLES,
     Stores,
+    find_appeal,
     gate,
     message,
-    not_ready,
     redirect,
     render,
-    stores,
 )
 from cur_ml.errors import IdempotencyKeyReusedError, StaleVersionError, StoreBusyError
 from cur_ml.retrain.approvals import LabelBook
@@ -258,14 +257,10 @@ def appeal_card(request: Request, prediction_id: str, saved: str = "") -> Respon
     session = gate(request)
     if isinstance(session, Response):
         return session
-    found = stores(request)
-    if found is None:
-        return not_ready(request, session)
-    record = found.predictions.get(prediction_id[:64])
-    if record is None:
-        return message(
-            request, session, "Не найдено", "Обращения с таким номером предсказания нет.", 404
-        )
+    appeal = find_appeal(request, session, prediction_id)
+    if isinstance(appeal, Response):
+        return appeal
+    found, record = appeal
     notice = f"{HEAD_TITLES[saved]}: исправление сохранено." if saved in HEAD_TITLES else ""
     if saved == "reason":
         history = found.corrections.query(prediction_id=record.prediction_id, limit=1000)
@@ -312,14 +307,10 @@ def correct(
             "Форма устарела или пришла не из консоли. Откройте обращение ещё раз.",
             403,
         )
-    found = stores(request)
-    if found is None:
-        return not_ready(request, session)
-    record = found.predictions.get(prediction_id[:64])
-    if record is None:
-        return message(
-            request, session, "Не найдено", "Обращения с таким номером предсказания нет.", 404
-        )
+    appeal = find_appeal(request, session, prediction_id)
+    if isinstance(appeal, Response):
+        return appeal
+    found, record = appeal
     context = QueueContext.from_string(ctx)
     common = {
         "operator": acting(session).name,

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from cur_ml.console.context import QueueContext
 from cur_ml.console.team import acting, claims, follow_of, parse_version
-from cur_ml.console.web import HEADS, gate, message, not_ready, redirect, render, stores
+from cur_ml.console.web import HEADS, find_appeal, gate, message, redirect, render
 from cur_ml.errors import StaleVersionError, StoreBusyError
 from cur_ml.store.corrections import CorrectionIn, effective_labels
 from cur_ml.store.review_progress import histories, pending_texts, progress_of
@@ -121,14 +121,10 @@ def similar(request: Request, prediction_id: str, done: int = -1) -> Response:
     session = gate(request)
     if isinstance(session, Response):
         return session
-    found = stores(request)
-    if found is None:
-        return not_ready(request, session)
-    record = found.predictions.get(prediction_id[:64])
-    if record is None:
-        return message(
-            request, session, "Не найдено", "Обращения с таким номером предсказания нет.", 404
-        )
+    appeal = find_appeal(request, session, prediction_id)
+    if isinstance(appeal, Response):
+        return appeal
+    found, record = appeal
     notice = f"Принято обращений: {done}." if done >= 0 else ""
     ctx = QueueContext.from_params(request.query_params).query(page=False)
     return _page(request, session, found, record, ctx, notice=notice)
@@ -158,14 +154,10 @@ def accept_group(
         return message(
             request, session, "Форма устарела", "Форма устарела. Откройте группу ещё раз.", 403
         )
-    found = stores(request)
-    if found is None:
-        return not_ready(request, session)
-    record = found.predictions.get(prediction_id[:64])
-    if record is None:
-        return message(
-            request, session, "Не найдено", "Обращения с таким номером предсказания нет.", 404
-        )
+    appeal = find_appeal(request, session, prediction_id)
+    if isinstance(appeal, Response):
+        return appeal
+    found, record = appeal
     ctx = QueueContext.from_string(ctx).query(page=False)
     me = acting(session)
     seen = dict(v.rpartition(":")[::2] for v in versions[: 2 * _GROUP])

@@ -306,6 +306,22 @@ def stores(request: Request) -> Stores | None:
     return Stores(**found)
 
 
+def find_appeal(
+    request: Request, session: ConsoleSession, prediction_id: str
+) -> tuple[Stores, Any] | Response:
+    """The stores and the appeal `prediction_id` names, or the page that says why not (the
+    store not ready, no such appeal: 404)."""
+    found = stores(request)
+    if found is None:
+        return not_ready(request, session)
+    record = found.predictions.get(prediction_id[:64])
+    if record is None:
+        return message(
+            request, session, "Не найдено", "Обращения с таким номером предсказания нет.", 404
+        )
+    return found, record
+
+
 def not_ready(request: Request, session: ConsoleSession | None) -> HTMLResponse:
     return message(
         request,
