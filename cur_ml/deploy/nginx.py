@@ -1,0 +1,168 @@
+"""nginx in front of the replicas: its configuration, rendered into `<state>/nginx/`, and the
+command that runs Debian's nginx with it (in the foreground, under the supervisor; not the
+system's nginx service, whose configuration and pid file stay untouched)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+
+from cur_ml.deploy.config import ClusterConfig, ClusterError
+
+__all__ = ["NGINX", "check_config", "nginx_argv", "render_config", "write_config"]
+
+#: Debian's package (`apt-get install nginx`).
+NGINX = "/usr/sbin/nginx"
+
+_TEMPLATE = """\
+# Written by `deploy/cluster up`: the cluster's load balancer ({{ url }}). Edits are lost at
+# the next `up`; change cur_ml/deploy/nginx.py instead.
+{%- if user %}
+# Started as root: workers run as {{ user }}, the owner of the state directory, so they
+# can write their temporary files under it.
+user {{ user }};
+{%- endif %}
+worker_processes 1;
+pid {{ prefix }}/nginx.pid;
+error_log {{ prefix }}/error.log warn;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    client_body_temp_path {{ prefix }}/tmp/body;
+    proxy_temp_path {{ prefix }}/tmp/proxy;
+    fastcgi_temp_path {{ prefix }}/tmp/fastcgi;
+    uwsgi_temp_path {{ prefix }}/tmp/uwsgi;
+    scgi_temp_path {{ prefix }}/tmp/scgi;
+
+    log_format upstream '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
+                        'upstream=$upstream_addr upstream_status=$upstream_status '
+                        'request_time=$request_time upstream_time=$upstream_response_time';
+    access_log {{ prefix }}/access.log upstream;
+
+    # The API's own limit (CUR_ML_MAX_BODY_BYTES, 64 MiB) decides; nginx must not cut first.
+    client_max_body_size 64m;
+
+    upstream cur_ml_replicas {
+        # Passive health checks: a replica that failed max_fails times within fail_timeout
+        # gets no requests for fail_timeout, then one request tries it again (a restarted
+        # replica rejoins by itself).
+{%- for port in replica_ports %}
+        server 127.0.0.1:{{ port }} max_fails=2 fail_timeout=5s;
+{%- endfor %}
+        # Connections to the replicas are kept open and reused (HTTP/1.1, see below).
+        keepalive 32;
+    }
+
+    server {
+        listen 127.0.0.1:{{ port }};
+        server_name localhost;
+
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_connect_timeout 2s;
+        # A large batch may predict for a long while: the API limits its size, not nginx.
+        proxy_read_timeout 120s;
+        proxy_send_timeout 120s;
+        proxy_next_upstream_tries 2;
+        # Which replica answered (both, if the first failed): for the drill and for people.
+        add_header X-Upstream $upstream_addr always;
+
+        # Predict may go to the other replica after the first failed or answered 502/503,
+        # even though it is a POST (non_idempotent): a prediction is stored only when it is
+        # answered, so an attempt that got no answer left nothing a caller holds an id of;
+        # a retry costs CPU, never a duplicate the caller sees. A replica still loading its
+        # model answers 503 and the other one takes the request.
+        location = /v1/predict {
+            proxy_pass http://cur_ml_replicas;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+        }
+
+        # Everything else, corrections above all: a POST is retried only when it never
+        # reached a replica (`error` before the request was sent: connection refused or
+        # reset), never after it was sent, since the first replica may have stored it.
+        # GETs (queues, /readyz, the console's pages) are also retried after a timeout.
+        location / {
+            proxy_pass http://cur_ml_replicas;
+            proxy_next_upstream error timeout;
+        }
+    }
+}
+"""
+
+
+def _worker_user(state_dir: Path) -> str | None:
+    """The `user` directive's value: needed only when nginx starts as root."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    return pwd.getpwuid(state_dir.stat().st_uid).pw_name
+
+
+def prefix_dir(config: ClusterConfig) -> Path:
+    return config.state_dir / "nginx"
+
+
+def render_config(config: ClusterConfig) -> str:
+    """nginx.conf of `config`: nginx on its port, the replicas behind it."""
+    prefix = prefix_dir(config)
+    return jinja2.Template(_TEMPLATE, keep_trailing_newline=True).render(
+        url=config.nginx_url,
+        user=_worker_user(config.state_dir),
+        prefix=prefix,
+        port=config.nginx_port,
+        replica_ports=config.replica_ports,
+    )
+
+
+def write_config(config: ClusterConfig) -> Path:
+    """Write nginx.conf (and its directories) under the state directory; its path."""
+    prefix = prefix_dir(config)
+    for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    path = prefix / "nginx.conf"
+    path.write_text(render_config(config), encoding="utf-8")
+    return path
+
+
+def nginx_binary() -> str:
+    """Debian's nginx; ClusterError naming the package when it is missing."""
+    found = NGINX if os.access(NGINX, os.X_OK) else shutil.which("nginx")
+    if not found:
+        raise ClusterError(f"nginx is not installed ({NGINX} is missing): apt-get install nginx")
+    return found
+
+
+def nginx_argv(config: ClusterConfig) -> list[str]:
+    """nginx in the foreground (the supervisor watches it) with the cluster's prefix and
+    configuration; `-e` keeps even its first messages out of /var/log/nginx."""
+    prefix = prefix_dir(config)
+    return [
+        nginx_binary(),
+        "-p",
+        str(prefix),
+        "-c",
+        str(prefix / "nginx.conf"),
+        "-e",
+        str(prefix / "error.log"),
+        "-g",
+        "daemon off;",
+    ]
+
+
+def check_config(config: ClusterConfig) -> None:
+    """`nginx -t` on the written configuration; ClusterError with nginx's words if refused."""
+    argv = [*nginx_argv(config)[:-2], "-t", "-q"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise ClusterError(f"nginx refuses {argv[4]}: {done.stderr.strip()}")
