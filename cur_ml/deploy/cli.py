@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -125,6 +126,58 @@ def status(
     )
     if not healthy:
         sys.exit(1)
+
+
+# --------------------------------------------------------------------------- compose
+@app.command("compose-nginx", hidden=True)
+def compose_nginx() -> None:
+    """Print deploy/nginx.compose.conf (the local cluster's nginx.conf for compose services)."""
+    from cur_ml.deploy.nginx import render_compose_config
+
+    typer.echo(render_compose_config(), nl=False)
+
+
+@app.command("compose-env")
+def compose_env(
+    out: Annotated[Path, typer.Argument(help="the env file to write (mode 0600; kept if there)")],
+) -> None:
+    """Write fresh secrets for deploy/docker-compose.yml: the model key, the tokens and the
+    PostgreSQL password (`docker compose --env-file OUT -f deploy/docker-compose.yml up`)."""
+    import secrets
+
+    from cur_ml.deploy.tokens import TOKEN_ENV
+
+    values = {env: secrets.token_urlsafe(32) for env in TOKEN_ENV.values()}
+    values["POSTGRES_PASSWORD"] = secrets.token_urlsafe(24)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ClusterError(f"{out} exists: its secrets are in use; remove it first") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.writelines(f"{name}={value}\n" for name, value in values.items())
+    typer.echo(f"wrote {out} (mode 600)")
+
+
+@app.command(hidden=True)
+def seed(
+    mlflow_url: Annotated[str, typer.Option(help="the registry (CUR_ML_MLFLOW_TRACKING_URI)")],
+    regions: Annotated[str, typer.Option(help="comma-separated region codes")],
+    workdir: Annotated[Path, typer.Option(help="where models are trained")] = Path("/tmp/seed"),
+) -> None:
+    """Compose's one-shot `seed` service: each region's demo model made champion when the
+    registry has none, with this process's CUR_ML_* settings (as `up` does locally)."""
+    from cur_ml.deploy import models
+
+    for region in (r.strip() for r in regions.split(",") if r.strip()):
+        models.ensure_champion(
+            mlflow_url,
+            region,
+            env=dict(os.environ),
+            workdir=workdir,
+            log_dir=workdir / "logs",
+            say=typer.echo,
+        )
 
 
 def main() -> None:

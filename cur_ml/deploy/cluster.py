@@ -160,8 +160,16 @@ def up(config: ClusterConfig, *, timeout: float = 300.0, say: Say = print) -> di
     try:
         _wait_mlflow(config, timeout)
         models.migrate_store(config)
+        env = models.training_env(config)
         for region in config.regions:
-            models.ensure_champion(config, region, say)
+            models.ensure_champion(
+                config.mlflow_url,
+                region,
+                env=env,
+                workdir=config.state_dir,
+                log_dir=config.logs_dir,
+                say=say,
+            )
         write_plan(config, full_plan(config))
         os.kill(pid, signal.SIGHUP)
         say("starting the replicas, the worker and nginx")

@@ -16,7 +16,14 @@ from cur_ml.deploy.plan import base_env, console_script, cur_ml_env
 from cur_ml.deploy.probe import http_get
 from cur_ml.deploy.tokens import load_tokens, token_env
 
-__all__ = ["champion", "demo_data", "ensure_champion", "migrate_store", "registered_model"]
+__all__ = [
+    "champion",
+    "demo_data",
+    "ensure_champion",
+    "migrate_store",
+    "registered_model",
+    "training_env",
+]
 
 
 def registered_model(region: str) -> str:
@@ -50,17 +57,17 @@ def migrate_store(config: ClusterConfig) -> None:
         engine.dispose()
 
 
-def champion(config: ClusterConfig, region: str) -> dict[str, Any] | None:
-    """The registry's `champion` of the region (its model version record), None when there
-    is none yet; ClusterError when the registry cannot tell."""
+def champion(mlflow_url: str, region: str) -> dict[str, Any] | None:
+    """The `champion` of the region in the registry at `mlflow_url` (its model version
+    record), None when there is none yet; ClusterError when the registry cannot tell."""
     query = urllib.parse.urlencode({"name": registered_model(region), "alias": "champion"})
-    url = f"{config.mlflow_url}/api/2.0/mlflow/registered-models/alias?{query}"
+    url = f"{mlflow_url}/api/2.0/mlflow/registered-models/alias?{query}"
     status, body, _ = http_get(url, timeout=10)
     if status == 200 and isinstance(body, dict):
         return body.get("model_version")
     if status in (400, 404):  # no such model, or no such alias: nothing registered yet
         return None
-    raise ClusterError(f"the registry at {config.mlflow_url} answered {status} for {url}")
+    raise ClusterError(f"the registry at {mlflow_url} answered {status} for {url}")
 
 
 def _train_takes_region() -> bool:
@@ -75,40 +82,53 @@ def _has_splits(path: Path) -> bool:
         return "split" in fh.readline().strip().split(",")
 
 
-def ensure_champion(config: ClusterConfig, region: str, say: Callable[[str], None]) -> None:
-    """Train the region's demo model and make it `cur-ml-<region>@champion`, unless the
-    registry has a champion already (a later `up` keeps whatever was promoted since)."""
-    found = champion(config, region)
+def training_env(config: ClusterConfig) -> dict[str, str]:
+    """The environment `cur-ml train` runs in for the cluster: its store, registry and key."""
+    return {
+        **base_env(),
+        **cur_ml_env(config, "train"),
+        **token_env(load_tokens(config.tokens_file)),
+    }
+
+
+def ensure_champion(
+    mlflow_url: str,
+    region: str,
+    *,
+    env: dict[str, str],
+    workdir: Path,
+    log_dir: Path,
+    say: Callable[[str], None],
+) -> None:
+    """Train the region's demo model and make it `cur-ml-<region>@champion` in the registry
+    at `mlflow_url` (which `env` must name), unless it has a champion already (a later `up`
+    keeps whatever was promoted since). Training runs in `workdir`, its log in `log_dir`."""
+    found = champion(mlflow_url, region)
     if found is not None:
         say(f"region {region}: champion is {registered_model(region)} v{found.get('version')}")
         return
     data = demo_data(region)
-    out = config.state_dir / "train" / region
-    argv = [console_script("cur-ml"), "train", "--data", str(data), "--out", str(out), "--champion"]
+    out = workdir / "train" / region
+    argv = [console_script("cur-ml"), "train", "--data", str(data), "--out", str(out)]
+    argv.append("--champion")
     if _has_splits(data):
         argv += ["--split", "train", "--eval-split", "dev"]
     if _train_takes_region():
         argv += ["--region", region]
-    env = {
-        **base_env(),
-        **cur_ml_env(config, "train"),
-        **token_env(load_tokens(config.tokens_file)),
-        # The region being trained is the default one of this command: its registered model
-        # is cur-ml-<region> (also how `train` before `--region` knows it).
-        "CUR_ML_REGION": region,
-    }
+    # The region trained is the command's default one: its registered model is
+    # cur-ml-<region> (also how `train` before `--region` knows it).
+    env = {**env, "CUR_ML_REGION": region}
     say(f"region {region}: no champion yet; training its demo model on {data}")
-    log = config.logs_dir / f"train-{region}.log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"train-{region}.log"
     with open(log, "ab") as out_log:
-        done = subprocess.run(
-            argv, env=env, cwd=config.state_dir, stdout=subprocess.PIPE, stderr=out_log
-        )
+        done = subprocess.run(argv, env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=out_log)
     if done.returncode != 0:
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-10:]
         raise ClusterError(f"training region {region} failed ({log}):\n" + "\n".join(tail))
     summary = json.loads(done.stdout)
     registered = (summary.get("mlflow") or {}).get("registered_version")
-    if champion(config, region) is None:
+    if champion(mlflow_url, region) is None:
         raise ClusterError(
             f"region {region}: trained model {summary.get('model_version')} but the registry "
             f"has no {registered_model(region)}@champion (mlflow: {summary.get('mlflow')}); "

@@ -12,39 +12,48 @@ from pathlib import Path
 import jinja2
 
 from cur_ml.deploy.config import ClusterConfig, ClusterError
+from cur_ml.settings import REPO_ROOT
 
-__all__ = ["NGINX", "check_config", "nginx_argv", "render_config", "write_config"]
+__all__ = [
+    "COMPOSE_CONFIG",
+    "NGINX",
+    "check_config",
+    "nginx_argv",
+    "render_compose_config",
+    "render_config",
+    "write_config",
+]
 
 #: Debian's package (`apt-get install nginx`).
 NGINX = "/usr/sbin/nginx"
 
 _TEMPLATE = """\
-# Written by `deploy/cluster up`: the cluster's load balancer ({{ url }}). Edits are lost at
-# the next `up`; change cur_ml/deploy/nginx.py instead.
+# {{ header }}
 {%- if user %}
-# Started as root: workers run as {{ user }}, the owner of the state directory, so they
-# can write their temporary files under it.
+# {{ user_why }}
 user {{ user }};
 {%- endif %}
 worker_processes 1;
-pid {{ prefix }}/nginx.pid;
-error_log {{ prefix }}/error.log warn;
+pid {{ pid }};
+error_log {{ error_log }} warn;
 
 events {
     worker_connections 1024;
 }
 
 http {
-    client_body_temp_path {{ prefix }}/tmp/body;
-    proxy_temp_path {{ prefix }}/tmp/proxy;
-    fastcgi_temp_path {{ prefix }}/tmp/fastcgi;
-    uwsgi_temp_path {{ prefix }}/tmp/uwsgi;
-    scgi_temp_path {{ prefix }}/tmp/scgi;
+{%- if temp %}
+    client_body_temp_path {{ temp }}/body;
+    proxy_temp_path {{ temp }}/proxy;
+    fastcgi_temp_path {{ temp }}/fastcgi;
+    uwsgi_temp_path {{ temp }}/uwsgi;
+    scgi_temp_path {{ temp }}/scgi;
+{%- endif %}
 
     log_format upstream '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
                         'upstream=$upstream_addr upstream_status=$upstream_status '
                         'request_time=$request_time upstream_time=$upstream_response_time';
-    access_log {{ prefix }}/access.log upstream;
+    access_log {{ access_log }} upstream;
 
     # The API's own limit (CUR_ML_MAX_BODY_BYTES, 64 MiB) decides; nginx must not cut first.
     client_max_body_size 64m;
@@ -53,15 +62,15 @@ http {
         # Passive health checks: a replica that failed max_fails times within fail_timeout
         # gets no requests for fail_timeout, then one request tries it again (a restarted
         # replica rejoins by itself).
-{%- for port in replica_ports %}
-        server 127.0.0.1:{{ port }} max_fails=2 fail_timeout=5s;
+{%- for server in servers %}
+        server {{ server }} max_fails=2 fail_timeout=5s;
 {%- endfor %}
         # Connections to the replicas are kept open and reused (HTTP/1.1, see below).
         keepalive 32;
     }
 
     server {
-        listen 127.0.0.1:{{ port }};
+        listen {{ listen }};
         server_name localhost;
 
         proxy_http_version 1.1;
@@ -113,15 +122,47 @@ def prefix_dir(config: ClusterConfig) -> Path:
     return config.state_dir / "nginx"
 
 
+def _render(**values: object) -> str:
+    return jinja2.Template(_TEMPLATE, keep_trailing_newline=True).render(**values)
+
+
 def render_config(config: ClusterConfig) -> str:
     """nginx.conf of `config`: nginx on its port, the replicas behind it."""
     prefix = prefix_dir(config)
-    return jinja2.Template(_TEMPLATE, keep_trailing_newline=True).render(
-        url=config.nginx_url,
+    return _render(
+        header=f"Written by `deploy/cluster up`: the cluster's load balancer ({config.nginx_url}). "
+        "Edits are lost at\n# the next `up`; change cur_ml/deploy/nginx.py instead.",
         user=_worker_user(config.state_dir),
-        prefix=prefix,
-        port=config.nginx_port,
-        replica_ports=config.replica_ports,
+        user_why="Started as root: workers run as the owner of the state directory, so they "
+        "can write\n# their temporary files under it.",
+        pid=prefix / "nginx.pid",
+        error_log=prefix / "error.log",
+        access_log=prefix / "access.log",
+        temp=prefix / "tmp",
+        listen=f"127.0.0.1:{config.nginx_port}",
+        servers=[f"127.0.0.1:{port}" for port in config.replica_ports],
+    )
+
+
+#: Where deploy/docker-compose.yml mounts it from (rendered from the same template).
+COMPOSE_CONFIG = REPO_ROOT / "deploy" / "nginx.compose.conf"
+
+
+def render_compose_config(replicas: int = 2) -> str:
+    """The nginx.conf of deploy/docker-compose.yml: the local cluster's, with the compose
+    services as upstreams (deploy/nginx.compose.conf holds it; a test keeps the two equal)."""
+    return _render(
+        header="deploy/docker-compose.yml's load balancer, rendered from cur_ml/deploy/nginx.py "
+        "(`python -m\n# cur_ml.deploy compose-nginx > deploy/nginx.compose.conf`): "
+        "the same as the local cluster's.",
+        user="nginx",
+        user_why="The official nginx image's unprivileged user.",
+        pid="/tmp/nginx.pid",
+        error_log="/dev/stderr",
+        access_log="/dev/stdout",
+        temp=None,
+        listen="80",
+        servers=[f"replica-{i + 1}:8000" for i in range(replicas)],
     )
 
 

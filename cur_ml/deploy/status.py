@@ -47,7 +47,7 @@ def _registry(config: ClusterConfig) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for region in config.regions:
         try:
-            record = models.champion(config, region)
+            record = models.champion(config.mlflow_url, region)
         except ClusterError as exc:
             found[region] = {"error": str(exc)}
             continue
