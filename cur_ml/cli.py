@@ -28,6 +28,24 @@ SplitOpt = Annotated[str | None, typer.Option("--split", help="keep rows whose `
 ModelOpt = Annotated[Path, typer.Option("--model", help="model directory")]
 
 
+def _region_code(value: str | None) -> str | None:
+    from cur_ml.settings import REGION_CODE
+
+    if value is not None and not REGION_CODE.match(value):
+        raise typer.BadParameter(f"{value!r} is not a region code (like spb or krd)")
+    return value
+
+
+RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        callback=_region_code,
+        help="region code (its model is cur-ml-REGION in the registry; default: CUR_ML_REGION)",
+    ),
+]
+
+
 def _fail(message: str) -> None:
     typer.echo(f"cur-ml: error: {message}", err=True)
     sys.exit(2)
@@ -50,9 +68,11 @@ def train(
         bool | None,
         typer.Option(
             "--champion/--no-champion",
-            help="make it models:/cur-ml@champion (default: when --out is CUR_ML_MODEL_DIR)",
+            help="make it models:/cur-ml-REGION@champion (default: when --out is the region's "
+            "CUR_ML_MODEL_DIR)",
         ),
     ] = None,
+    region: RegionOpt = None,
 ) -> None:
     """Train every head and save the model with its manifest.
 
@@ -85,7 +105,8 @@ def train(
         summary["predictions"] = str(report_dir / PREDICTIONS_FILE)
         inputs.append(data_input(held_out.frame, data, eval_split, eval_split))
     model.save(out)
-    settings = Settings()
+    settings = Settings().for_region(region)
+    summary["region"] = settings.region
     if champion is None:
         champion = out.resolve() == settings.model_dir.resolve()
     summary["champion"] = champion
@@ -427,6 +448,7 @@ def retrain(
     queue: Annotated[
         bool, typer.Option("--queue", help="only queue the job for `cur-ml worker`")
     ] = False,
+    region: RegionOpt = None,
 ) -> None:
     """Train a challenger on base data + corrections; promote it if the gate lets it.
 
@@ -445,13 +467,14 @@ def retrain(
     engine = _engine(settings)
     if queue:
         jobs = RetrainJobs(settings, engine)
-        run = jobs.start("cli", options)
+        run = jobs.start("cli", options, region=region)
         if run is None:
-            current = jobs.current()
+            current = jobs.current(region or settings.region)
             _fail(f"a retrain is already queued or running (job {current.id if current else '?'})")
         _print_json(run.to_dict())
         return
-    done = Worker(settings, engine, name=worker_name("cli")).run_now("cli", options.to_dict())
+    runner = Worker(settings, engine, name=worker_name("cli"))
+    done = runner.run_now("cli", options.to_dict(), region=region)
     _print_json(done.to_dict())
     if done.status == "failed":
         _fail(done.error or "retrain failed")

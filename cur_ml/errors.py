@@ -18,6 +18,7 @@ __all__ = [
     "ModelNotReadyError",
     "ModelSignatureError",
     "PredictorBusyError",
+    "RegionModelMissingError",
     "RetrainRefusedError",
     "StaleVersionError",
     "StartupError",
@@ -25,6 +26,7 @@ __all__ = [
     "StoreUnavailableError",
     "UndoRefusedError",
     "UnknownPredictionError",
+    "UnknownRegionError",
     "UnprocessableAppealsError",
 ]
 
@@ -144,6 +146,29 @@ class ModelNotReadyError(ModelError):
     """No model is loaded yet (or the first load failed)."""
 
     code = "E302"
+
+
+class RegionModelMissingError(ModelNotReadyError):
+    """A region served by this deployment has no model that loads (none trained yet, the
+    registry has no champion for it, or its files are refused): 503 for that region only."""
+
+    code = "E305"
+
+    def __init__(self, region: str, why: str | None = None) -> None:
+        super().__init__(f"region {region} has no model to answer with yet")
+        self.region = region
+        self.why = why  # for the log: may name files
+
+
+class UnknownRegionError(InputError):
+    """An appeal names a region this deployment does not serve."""
+
+    code = "E106"
+
+    def __init__(self, region: str, known: list[str]) -> None:
+        super().__init__(f"unknown region {region!r}; this deployment serves {', '.join(known)}")
+        self.region = region
+        self.known = known
 
 
 class StoreBusyError(CurMlError):

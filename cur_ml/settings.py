@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["MIN_TOKEN_CHARS", "REPO_ROOT", "TOKEN_SETTINGS", "Settings", "is_loopback"]
+__all__ = [
+    "MIN_TOKEN_CHARS",
+    "REGION_CODE",
+    "REPO_ROOT",
+    "TOKEN_SETTINGS",
+    "Settings",
+    "is_loopback",
+]
 
 #: Checkout root (the package is installed in editable mode from it).
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +26,10 @@ MIN_TOKEN_CHARS = 24
 #: The settings that hold bearer tokens (each refused at start when shorter than the minimum).
 TOKEN_SETTINGS = ("predict_token", "operator_token", "admin_token", "metrics_token")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Settings that may hold `{region}`, filled in for the region the settings are scoped to.
+_REGION_TEMPLATED = ("model_dir", "model_uri", "demo_data", "base_data")
+#: A region (tenant) code: short, lowercase, safe in a path and a registry name.
+REGION_CODE = re.compile(r"^[a-z][a-z0-9_]{1,15}$")
 
 
 def is_loopback(host: str) -> bool:
@@ -38,8 +51,23 @@ class Settings(BaseSettings):
         env_prefix="CUR_ML_", env_file=".env", extra="ignore", hide_input_in_errors=True
     )
 
-    model_dir: Path = REPO_ROOT / "models" / "default"
-    #: Serve from the MLflow registry, e.g. `models:/cur-ml@champion`: resolved into
+    # --- regions (tenants) ------------------------------------------------------------
+    #: The deployment's default region: an appeal without `region` belongs to it.
+    region: str = "spb"
+    #: Every region served (JSON list, e.g. `["spb","krd"]`); the default one is always in.
+    regions: list[str] = []
+    #: Models loaded at once may take this many MiB in all; the least recently used region's
+    #: model is unloaded above it (loaded again on its next request). 0: no limit.
+    model_memory_mb: float = Field(0.0, ge=0)
+    #: A region's model unused this many minutes is unloaded (0: never; the default region's
+    #: model stays loaded in any case).
+    model_idle_minutes: float = Field(0.0, ge=0)
+
+    #: Model directory; `{region}` in it stands for the region code. Without `{region}` it is
+    #: the default region's, and another region's is its sibling named by the code.
+    model_dir: Path = REPO_ROOT / "models" / "{region}"
+    #: Serve from the MLflow registry, e.g. `models:/cur-ml-{region}@champion` (`{region}`:
+    #: each region its own registered model `cur-ml-<region>`): resolved into
     #: `model_dir` (a cache, downloaded only when the alias moved) at start, on every reload
     #: and every `registry_poll_seconds`.
     model_uri: str | None = None
@@ -49,7 +77,9 @@ class Settings(BaseSettings):
     #: Where the key is kept when `model_key` is unset: created (32 random bytes as hex, mode
     #: 0600) by the first `train` / `serve` that needs it; keep it outside the model directory.
     model_key_file: Path = REPO_ROOT / "var" / "model.key"
-    demo_data: Path = REPO_ROOT / "datasets" / "demo" / "appeals.csv"
+    #: Demo appeals a region's first model is trained on when it has none; `{region}` stands
+    #: for the code (the default region without a folder of its own: datasets/demo).
+    demo_data: Path = REPO_ROOT / "datasets" / "demo_{region}" / "appeals.csv"
     #: Data of the notebooks: `auto` (../shared/datasets/spb when it is there, else the demo
     #: data), `demo`, or a directory holding appeals and corrections files.
     notebook_data: str = "auto"
@@ -66,7 +96,8 @@ class Settings(BaseSettings):
 
     # --- retraining ---------------------------------------------------------------
     #: Labelled base data of retraining: the appeals the corrections refer to (required:
-    #: `cur-ml retrain` refuses without it; `--base-data` names it per run).
+    #: `cur-ml retrain` refuses without it; `--base-data` names it per run); `{region}` in a
+    #: path stands for the region code of the job.
     base_data: list[Path] = []
     #: Rows of the base files retraining uses (files without a `split` column: all rows).
     base_split: str | None = "train"
@@ -94,9 +125,11 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(5.0, gt=0)
     worker_heartbeat_seconds: float = Field(10.0, gt=0)
     worker_stale_seconds: float = Field(120.0, gt=0)
-    #: With CUR_ML_MODEL_URI an alias (`models:/cur-ml@champion`): seconds between the
+    #: With CUR_ML_MODEL_URI an alias (`models:/cur-ml-{region}@champion`): seconds between the
     #: service's looks at where the alias points (0: only at start and on reload).
-    registry_poll_seconds: float = Field(60.0, ge=0)
+    #: Each look waits this long ±20% (jitter: replicas do not all ask at once), so a
+    #: promotion is served everywhere within 1.2 times this.
+    registry_poll_seconds: float = Field(10.0, ge=0)
 
     # --- HTTP service (`cur-ml serve`) ---------------------------------------------
     #: Where predictions (and, later, corrections) are recorded; SQLite file by default.
@@ -182,6 +215,81 @@ class Settings(BaseSettings):
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+
+    @field_validator("region", mode="after")
+    @classmethod
+    def _region_code(cls, value: str) -> str:
+        if not REGION_CODE.match(value):
+            raise ValueError(f"{value!r} is not a region code like spb or krd")
+        return value
+
+    @field_validator("regions", mode="after")
+    @classmethod
+    def _region_codes(cls, value: list[str]) -> list[str]:
+        bad = [code for code in value if not REGION_CODE.match(code)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a region code ({REGION_CODE.pattern})")
+        return list(dict.fromkeys(value))
+
+    # What model_dir, model_uri, demo_data and base_data were set to, `{region}` unfilled:
+    # the fields themselves always hold the values of `region` (see `for_region`).
+    _templates: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fill_region(self) -> Settings:
+        if not self._templates:
+            self._templates = {name: getattr(self, name) for name in _REGION_TEMPLATED}
+            self._templates["default_region"] = self.region
+        for name, value in self._region_values(self.region).items():
+            object.__setattr__(self, name, value)
+        return self
+
+    def _region_values(self, region: str) -> dict[str, Any]:
+        """model_dir, model_uri, demo_data and base_data of `region`, from the templates."""
+        template = self._templates
+
+        def fill(value: Any) -> str:
+            return str(value).replace("{region}", region)
+
+        model_dir = Path(fill(template["model_dir"]))
+        if "{region}" not in str(template["model_dir"]) and region != self.region:
+            model_dir = model_dir.parent / region  # the default region's sibling
+        demo = Path(fill(template["demo_data"]))
+        if not demo.exists() and "{region}" in str(template["demo_data"]):
+            # The first region's demo data lives in datasets/demo (written before regions).
+            fallback = REPO_ROOT / "datasets" / "demo" / "appeals.csv"
+            demo = fallback if region == "spb" else demo
+        uri = template["model_uri"]
+        return {
+            "model_dir": model_dir,
+            "model_uri": fill(uri) if uri else None,
+            "demo_data": demo,
+            "base_data": [Path(fill(path)) for path in template["base_data"]],
+        }
+
+    @property
+    def default_region(self) -> str:
+        """The deployment's default region (`region` of a copy scoped to another one is not)."""
+        return self._templates.get("default_region", self.region)
+
+    def all_regions(self) -> list[str]:
+        """The regions served: the default one first."""
+        first = self.default_region
+        return [first, *(code for code in self.regions if code != first)]
+
+    def for_region(self, region: str | None = None) -> Settings:
+        """These settings as one region sees them (its model directory, registry URI, demo
+        and base data): code handed the copy needs to know nothing of other regions."""
+        if region is None or region == self.region:
+            return self
+        scoped = self.model_copy(update={"region": region, **self._region_values(region)})
+        scoped._templates = dict(self._templates)
+        return scoped
+
+    @property
+    def registered_model(self) -> str:
+        """The region's model in the MLflow registry (aliases `champion`, `challenger`)."""
+        return f"cur-ml-{self.region}"
 
     @field_validator("log_level", mode="after")
     @classmethod

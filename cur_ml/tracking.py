@@ -2,7 +2,7 @@
 
 The model is logged as an MLflow pyfunc (so `mlflow models serve` can serve it too) and
 registered as `cur-ml`; the aliases `champion` and `challenger` mark the roles, so the
-service can load `models:/cur-ml@champion`. MLflow is imported on first use: it is slow
+service can load `models:/cur-ml-{region}@champion`. MLflow is imported on first use: it is slow
 to import and the serving hot path never needs it.
 """
 
@@ -31,7 +31,6 @@ from cur_ml.tracking_fields import (
 )
 
 __all__ = [
-    "REGISTERED_MODEL",
     "RoutingPyfunc",
     "git_commit",
     "log_run",
@@ -41,7 +40,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-REGISTERED_MODEL = "cur-ml"
 
 
 def git_commit() -> str:
@@ -165,9 +163,12 @@ def log_run(
             mlflow.log_artifacts(str(report_dir), artifact_path="report")
         version, model_id = None, None
         if model_dir is not None:
-            version, model_id = _log_model(mlflow, model, model_dir, register)
+            name = settings.registered_model
+            version, model_id = _log_model(mlflow, model, model_dir, register, name)
         else:
-            version, model_id = _link_evaluation(mlflow, model, run.info.run_id, split, profile)
+            version, model_id = _link_evaluation(
+                mlflow, model, run.info.run_id, split, profile, settings.registered_model
+            )
             if version is not None:
                 mlflow.set_tag("registered_version", version)
         # Metrics of the model itself, on the data judged (the last input), when known.
@@ -184,7 +185,7 @@ def log_run(
 
 
 def _log_model(
-    mlflow: Any, model: RoutingModel, model_dir: Path, register: bool
+    mlflow: Any, model: RoutingModel, model_dir: Path, register: bool, name: str
 ) -> tuple[str | None, str | None]:
     """Log `model_dir` as a pyfunc with its signature; register it. (version, model id)."""
     mlflow.log_artifact(str(model_dir / MANIFEST_NAME))
@@ -196,24 +197,29 @@ def _log_model(
         pip_requirements=_requirements(),
         signature=pyfunc_signature(),
         input_example=input_example(),
-        registered_model_name=REGISTERED_MODEL if register else None,
+        registered_model_name=name if register else None,
     )
     version = getattr(info, "registered_model_version", None)
     if version is not None:
         client = mlflow.MlflowClient()
-        client.set_model_version_tag(REGISTERED_MODEL, str(version), "model_version", model.version)
+        client.set_model_version_tag(name, str(version), "model_version", model.version)
     return (None if version is None else str(version)), getattr(info, "model_id", None)
 
 
 def _link_evaluation(
-    mlflow: Any, model: RoutingModel, run_id: str, split: str | None, profile: str | None
+    mlflow: Any,
+    model: RoutingModel,
+    run_id: str,
+    split: str | None,
+    profile: str | None,
+    name: str,
 ) -> tuple[str | None, str | None]:
     """The registered version of `model` (found by its `model_version` tag), tagged with this
     evaluation's run id; (None, None) when the model was never registered."""
     client = mlflow.MlflowClient()
     try:
         found = client.search_model_versions(
-            f"name = '{REGISTERED_MODEL}' and tags.model_version = '{model.version}'"
+            f"name = '{name}' and tags.model_version = '{model.version}'"
         )
     except Exception as exc:  # an old registry without tag search: the run stays unlinked
         log.info("cannot look up the registered version of %s: %s", model.version, exc)
@@ -222,7 +228,7 @@ def _link_evaluation(
         return None, None
     newest = max(found, key=lambda mv: int(mv.version))
     key = f"evaluation_{split or 'unknown'}_{profile or DEFAULT_PROFILE}"
-    client.set_model_version_tag(REGISTERED_MODEL, newest.version, key, run_id)
+    client.set_model_version_tag(name, newest.version, key, run_id)
     # MLflow 3 keeps the model as a LoggedModel (source models:/m-...): the run names it as
     # its input, and the metrics logged with its id show on the model's page.
     model_id = newest.model_id or _logged_model_id(newest.source)
@@ -279,13 +285,16 @@ def record_run(
 
 
 def set_alias(settings: Settings, alias: str, registered_version: str) -> None:
-    """Point `models:/cur-ml@<alias>` at a registered version."""
+    """Point `models:/cur-ml-<region>@<alias>` at a registered version."""
     mlflow = _mlflow(settings)
-    mlflow.MlflowClient().set_registered_model_alias(REGISTERED_MODEL, alias, registered_version)
+    mlflow.MlflowClient().set_registered_model_alias(
+        settings.registered_model, alias, registered_version
+    )
 
 
 def resolve_model_source(source: str, settings: Settings) -> Path:
-    """A model directory for `source`: a path, or a registry URI such as models:/cur-ml@champion."""
+    """A model directory for `source`: a path, or a registry URI such as
+    models:/cur-ml-spb@champion."""
     if not source.startswith("models:/"):
         return Path(source)
     mlflow = _mlflow(settings)

@@ -116,7 +116,7 @@ def test_missing_columns_and_unknown_split(tmp_path, demo_path):
 
 
 def test_training_into_the_served_directory_makes_the_champion(demo_path, tmp_path):
-    """The model directory is a cache of `models:/cur-ml@champion`: training into it puts
+    """The model directory is a cache of `models:/cur-ml-spb@champion`: training into it puts
     the model in service, so the alias follows; training elsewhere only registers."""
     import os
 
@@ -146,10 +146,10 @@ def test_training_into_the_served_directory_makes_the_champion(demo_path, tmp_pa
     first = train(served)
     client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     assert first["champion"] is True
-    champion = client.get_model_version_by_alias("cur-ml", "champion")
+    champion = client.get_model_version_by_alias("cur-ml-spb", "champion")
     assert str(champion.version) == first["mlflow"]["registered_version"]
 
     other = train(tmp_path / "elsewhere")
     assert other["champion"] is False
     assert other["mlflow"]["registered_version"] != str(champion.version)
-    assert client.get_model_version_by_alias("cur-ml", "champion").version == champion.version
+    assert client.get_model_version_by_alias("cur-ml-spb", "champion").version == champion.version

@@ -1,5 +1,5 @@
 """MLflow's own server serves the registry's champion: `mlflow models serve -m
-models:/cur-ml@champion`, for real, over HTTP, from a scratch store in a temporary directory."""
+models:/cur-ml-spb@champion`, for real, over HTTP, from a scratch store in a temporary directory."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def test_mlflow_serves_the_champion(demo_model, tmp_path):
                 "models",
                 "serve",
                 "-m",
-                f"models:/cur-ml@{CHAMPION}",
+                f"models:/cur-ml-spb@{CHAMPION}",
                 "--env-manager",
                 "local",
                 "--host",

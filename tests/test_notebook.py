@@ -89,8 +89,8 @@ def test_notebooks_leave_the_configured_registry_alone(demo_model, tmp_path, mon
         NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    versions = client.search_model_versions("name = 'cur-ml'")
+    versions = client.search_model_versions("name = 'cur-ml-spb'")
     assert [str(v.version) for v in versions] == [run["registered_version"]]
-    aliases = client.get_registered_model("cur-ml").aliases
+    aliases = client.get_registered_model("cur-ml-spb").aliases
     assert {k: str(v) for k, v in aliases.items()} == {"champion": run["registered_version"]}
     assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == 1

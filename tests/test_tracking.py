@@ -93,11 +93,11 @@ def test_train_and_evaluate_are_recorded(demo_path, tmp_path, mlflow_env):
     assert {"report", "manifest.json"} <= artifacts
     # The model itself is a registered pyfunc made by this run (MLflow 3 keeps it as a
     # logged model beside the run's artifacts).
-    assert client.get_model_version("cur-ml", "1").run_id == trained.info.run_id
+    assert client.get_model_version("cur-ml-spb", "1").run_id == trained.info.run_id
     report = {a.path for a in client.list_artifacts(trained.info.run_id, "report")}
     assert {"report/confusion_reason.png", "report/predictions.csv"} <= report
     # Every evaluation is linked to the registered version it judged.
-    version = client.get_model_version("cur-ml", "1")
+    version = client.get_model_version("cur-ml-spb", "1")
     assert portal.data.tags["registered_version"] == "1"
     assert version.tags["evaluation_dev_portal"] == portal.info.run_id
     assert json.loads(evaluate.stdout)["predictions"].endswith("portal/predictions.csv")
@@ -124,7 +124,7 @@ def test_the_pyfunc_refuses_input_without_text(demo_model, tmp_path, mlflow_env)
         model_dir=demo_model.save(tmp_path / "m"),
         metrics={},
     )
-    uri = f"models:/cur-ml/{run['registered_version']}"
+    uri = f"models:/cur-ml-spb/{run['registered_version']}"
     info = mlflow.models.get_model_info(uri)
     assert info.signature.inputs.input_names()[0] == "text"
     assert info.saved_input_example_info is not None
@@ -157,7 +157,7 @@ def test_champion_alias_resolves_to_a_loadable_model(demo_model, tmp_path, mlflo
         aliases=("champion",),
     )
     assert run["registered_version"]
-    loaded = load_model(resolve_model_source("models:/cur-ml@champion", settings))
+    loaded = load_model(resolve_model_source("models:/cur-ml-spb@champion", settings))
     assert loaded.version == demo_model.version
 
 
@@ -185,7 +185,7 @@ def test_the_pyfunc_verifies_the_model_with_the_key_of_its_environment(
         model_dir=demo_model.save(tmp_path / "m"),
         metrics={},
     )
-    uri = f"models:/cur-ml/{run['registered_version']}"
+    uri = f"models:/cur-ml-spb/{run['registered_version']}"
     assert mlflow.pyfunc.load_model(uri).predict(pd.DataFrame([{"text": "Яма во дворе"}])).shape[0]
     monkeypatch.setenv("CUR_ML_MODEL_KEY", "another-deployment-key-0123456789abcdef")
     with pytest.raises(ModelSignatureError, match="does not verify"):

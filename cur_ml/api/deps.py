@@ -21,6 +21,7 @@ from cur_ml.api.batcher import DirectPredictor, PredictBatcher
 from cur_ml.api.errors import ApiError
 from cur_ml.api.metrics import ApiMetrics
 from cur_ml.api.model_slot import ModelSlot
+from cur_ml.api.region_models import RegionModels
 from cur_ml.auth import Authenticator, Identity
 from cur_ml.auth.limits import address_key
 from cur_ml.errors import ModelNotReadyError, StoreBusyError, StoreUnavailableError
@@ -40,6 +41,7 @@ __all__ = [
     "PredictAuth",
     "PredictionsDep",
     "PredictorDep",
+    "RegionsDep",
     "RetrainJobsDep",
     "ReviewQueueDep",
     "SettingsDep",
@@ -63,6 +65,10 @@ async def _settings(request: Request) -> Settings:
 
 async def _slot(request: Request) -> ModelSlot:
     return request.app.state.slot
+
+
+async def _regions(request: Request) -> RegionModels:
+    return request.app.state.regions
 
 
 async def _writer(request: Request) -> PredictionWriter:
@@ -128,6 +134,7 @@ StoreHealthDep = Annotated[StoreHealth, Depends(_store_health)]
 StoreWritable = Annotated[None, Depends(_store_writable)]
 MetricsDep = Annotated[ApiMetrics, Depends(_metrics)]
 PredictorDep = Annotated[PredictBatcher | DirectPredictor, Depends(_predictor)]
+RegionsDep = Annotated[RegionModels, Depends(_regions)]
 CorrectionsDep = Annotated[CorrectionRepository, Depends(_opened("corrections"))]
 PredictionsDep = Annotated[PredictionRepository, Depends(_opened("predictions"))]
 ReviewQueueDep = Annotated[ReviewQueue, Depends(_opened("review_queue"))]

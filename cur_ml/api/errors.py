@@ -25,6 +25,7 @@ from cur_ml.errors import (
     InputError,
     ModelError,
     ModelNotReadyError,
+    RegionModelMissingError,
     StoreUnavailableError,
 )
 from cur_ml.store.writer import StoreBusyError
@@ -217,6 +218,9 @@ async def _domain(request: Request, exc: CurMlError) -> JSONResponse:
         return error_response(503, "store_unavailable", exc.message, headers={"Retry-After": "5"})
     if isinstance(exc, StoreBusyError):
         return error_response(503, "store_busy", exc.message, headers={"Retry-After": "1"})
+    if isinstance(exc, RegionModelMissingError):  # one region without a model: say which
+        log.error("%s: %s", exc.message, exc.why)
+        return error_response(503, "model_unavailable", exc.message, headers={"Retry-After": "5"})
     if isinstance(exc, ModelError):
         # Why exactly (a path, a checksum) is for the log: anyone may call predict.
         log.error("no model to answer with: %s", exc.message)

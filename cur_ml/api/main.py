@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from cur_ml.api.metrics import ApiMetrics
 from cur_ml.api.middleware import RequestContextMiddleware
 from cur_ml.api.model_slot import ModelSlot
 from cur_ml.api.openapi import install_openapi
+from cur_ml.api.region_models import RegionModels, RegionServing
 from cur_ml.api.routers import (
     admin_labels,
     admin_retrain,
@@ -72,7 +74,7 @@ def _version() -> str:
 
 
 def _registry_resolver(settings: Settings):
-    """Serve CUR_ML_MODEL_URI (`models:/cur-ml@champion`) through the model directory, its
+    """Serve CUR_ML_MODEL_URI (`models:/cur-ml-{region}@champion`) through the model directory, its
     cache: re-resolved on every load, downloaded only when the alias moved."""
     uri = settings.model_uri
     if not uri:
@@ -112,13 +114,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.auth = Authenticator.on_store(settings, engine)  # personal accounts, limits
     app.state.sessions = console_sessions(settings, engine)
 
-    def serve_promoted() -> None:
+    def serve_promoted(region: str | None = None) -> None:
         """A promoted challenger: in service here at once (other workers: by polling)."""
-        slot.load()
+        serving = regions.peek(region or settings.default_region)
+        if serving is not None:
+            serving.slot.load()
 
     jobs = RetrainJobs(settings, engine, on_promoted=serve_promoted)
     jobs.abandon_stale(started_before=started)  # runs a dead process left `running`
     app.state.retrain_jobs = jobs
+    sys.setswitchinterval(settings.gil_switch_interval)
+    regions: RegionModels = app.state.regions
+    default = regions.add(_serving(app, settings, slot))
+    app.state.predictor = default.predictor
+    stop_sweeper = threading.Event()
+    regions.watch_idle(stop_sweeper)
+    try:
+        yield
+    finally:
+        stop_sweeper.set()
+        regions.close()
+        writer.close()
+        engine.dispose()
+        app.state.metrics.close()
+        log.info("stopped", extra={"predictions_written": writer.written})
+
+
+def _serving(app: FastAPI, settings: Settings, slot: ModelSlot) -> RegionServing:
+    """A region's predictor around its slot, and the slot's watchers started (its directory;
+    with a registry URI, where the region's alias points)."""
+    metrics: ApiMetrics = app.state.metrics
     large = LargeLane(
         slot.require,
         min_chars=settings.large_request_chars,
@@ -128,20 +153,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.large_lane_process
         else None,
         directory=lambda: slot.directory,
-        on_request=app.state.metrics.observe_large,
+        on_request=metrics.observe_large,
     )
     predictor = (
         PredictBatcher(
             slot.require,
             max_appeals=settings.max_batch,
-            on_batch=app.state.metrics.observe_merge,
+            on_batch=metrics.observe_merge,
             large=large,
         )
         if settings.coalesce_predictions
         else DirectPredictor(slot.require, large=large)
     )
-    sys.setswitchinterval(settings.gil_switch_interval)
-    app.state.predictor = predictor.start()
+    predictor.start()
     slot.watch(settings.model_poll_seconds)
     if settings.model_uri:  # a registry alias moved by a worker elsewhere
         from cur_ml.retrain.champion import registry_version_of
@@ -150,15 +174,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         slot.watch_source(
             settings.registry_poll_seconds, lambda: registry_version_of(uri, settings)
         )
-    try:
-        yield
-    finally:
-        slot.stop()
-        predictor.close()
-        writer.close()
-        engine.dispose()
-        app.state.metrics.close()
-        log.info("stopped", extra={"predictions_written": writer.written})
+    return RegionServing(settings.region, settings, slot, predictor)
+
+
+def _slot(settings: Settings, metrics: ApiMetrics) -> ModelSlot:
+    """The model slot of the region `settings` are scoped to (not loaded yet)."""
+    return ModelSlot(
+        settings.model_dir,
+        on_swap=lambda routing_model: metrics.model_loaded(routing_model.version),
+        on_failure=metrics.model_failed,
+        resolve=_registry_resolver(settings),
+        key=partial(model_key, settings),  # every load verifies the manifest's signature
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -184,12 +211,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.retrain_jobs = None
     app.state.auth = Authenticator.on_store(settings, None)  # environment tokens until then
     app.state.sessions = None
-    app.state.slot = slot = ModelSlot(
-        settings.model_dir,
-        on_swap=lambda routing_model: api_metrics.model_loaded(routing_model.version),
-        on_failure=api_metrics.model_failed,
-        resolve=_registry_resolver(settings),
-        key=partial(model_key, settings),  # every load verifies the manifest's signature
+    # The default region's slot exists from the start (/readyz, the routes of one model);
+    # other regions' are made by `regions` on their first request.
+    app.state.slot = slot = _slot(settings, api_metrics)
+    app.state.regions = RegionModels(
+        settings, lambda scoped: _serving(app, scoped, _slot(scoped, api_metrics))
     )
     api_metrics.watch(
         "cur_ml_store_pending_rows",

@@ -10,17 +10,41 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import random
 import threading
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cur_ml.errors import CurMlError, ModelNotReadyError
 from cur_ml.model.bundle import MANIFEST_NAME, RoutingModel, load_model
 
-__all__ = ["ModelNotReadyError", "ModelSlot"]
+__all__ = ["ModelNotReadyError", "ModelSlot", "measured_allocations"]
 
 log = logging.getLogger(__name__)
+#: One measured load at a time: tracemalloc counts every thread's allocations.
+_MEASURING = threading.Lock()
+
+
+@contextmanager
+def measured_allocations() -> Iterator[Callable[[], int | None]]:
+    """Bytes Python allocated and kept while the block ran (tracemalloc: numpy arrays count
+    too), read through the yielded callable once the block is done; None when tracemalloc was
+    already running for someone else. Resident memory would not do: the allocator reuses what
+    an unloaded model freed, so a reload shows no growth."""
+    kept: list[int | None] = [None]
+    with _MEASURING:
+        if tracemalloc.is_tracing():
+            yield lambda: None
+            return
+        tracemalloc.start()
+        try:
+            yield lambda: kept[0]
+        finally:
+            kept[0] = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
 
 
 def _freeze_heap() -> None:
@@ -60,7 +84,7 @@ class ModelSlot:
     on_swap : called with each model put in service (metrics).
     on_failure : called with the message of each failed load.
     resolve : where the model is now, asked before every load (an MLflow registry alias
-        such as ``models:/cur-ml@champion`` moves); None: always `directory`.
+        such as ``models:/cur-ml-{region}@champion`` moves); None: always `directory`.
     key : the model signing key, asked before every load (a key file may be replaced);
         None: the configured one. A model whose manifest does not verify is never read.
     """
@@ -79,6 +103,9 @@ class ModelSlot:
         self.model: RoutingModel | None = None
         self.loaded_at: datetime | None = None
         self.error: str | None = None  # why the last load failed
+        #: Memory the model in service holds: what its load allocated and kept (None: not
+        #: measured; other threads' allocations meanwhile count too).
+        self.memory_bytes: int | None = None
         self.on_swap = on_swap
         self.on_failure = on_failure
         self._manifest_sha: str | None = None
@@ -112,9 +139,12 @@ class ModelSlot:
                     self.directory = Path(self.resolve())
                 signature = _manifest_signature(self.directory)
                 sha = _manifest_sha(self.directory)
-                model = load_model(self.directory, self.key() if self.key else None)
-                # A warm-up prediction builds lazy state (tokenizer, caches) before traffic does.
-                model.predict([{"text": "Прогрев модели: не горит фонарь во дворе."}], explain=True)
+                with measured_allocations() as kept:
+                    model = load_model(self.directory, self.key() if self.key else None)
+                    # A warm-up prediction builds lazy state (tokenizer, caches) before traffic.
+                    model.predict(
+                        [{"text": "Прогрев модели: не горит фонарь во дворе."}], explain=True
+                    )
             except Exception as exc:
                 self.error = exc.message if isinstance(exc, CurMlError) else repr(exc)
                 # do not retry the same files on every poll
@@ -128,6 +158,7 @@ class ModelSlot:
             self.error = None
             self._manifest_sha, self._signature = sha, signature
             _freeze_heap()
+            self.memory_bytes = kept()
         if self.on_swap is not None:
             self.on_swap(model)
         log.info(
@@ -192,7 +223,8 @@ class ModelSlot:
             return None
 
         def run() -> None:
-            while not self._stop.wait(interval):
+            # ±20% jitter: replicas started together do not all ask the registry at once.
+            while not self._stop.wait(interval * random.uniform(0.8, 1.2)):
                 try:
                     wanted = current_version()
                     if wanted is None or self.model is None or wanted == self.model.version:

@@ -65,6 +65,8 @@ EXAMPLE_APPEAL = {
 }
 
 ShortText = Annotated[Text, Field(max_length=1_000)] | None
+#: Checked against the deployment's regions where it is read (422 naming the unknown code).
+RegionCode = Annotated[Text, Field(max_length=16, examples=["spb", "krd"])]
 
 
 def _integral(value: Any) -> Any:
@@ -108,6 +110,11 @@ class Appeal(BaseModel):
         None, ge=-180, le=180, allow_inf_nan=False, description="Долгота."
     )
     city_object: ShortText = Field(None, description="Тип объекта: «Дом», «Двор», «Улица», ...")
+    region: RegionCode | None = Field(
+        None,
+        description="Код региона, чья модель отвечает (`spb`, `krd`, ...); без него — регион "
+        "развёртывания по умолчанию. Неизвестный региону развёртывания код — 422.",
+    )
 
     def model_input(self) -> dict[str, Any]:
         """The fields the model reads, missing ones as None."""
@@ -197,6 +204,7 @@ class Prediction(BaseModel):
     id: str | int | None = Field(description="`id` of the appeal, echoed.")
     prediction_id: str = Field(description="UUID of this answer; corrections refer to it.")
     model_version: str
+    region: str | None = Field(None, description="Регион, чья модель ответила.")
     category: str
     reason: str
     urgency: Literal["high", "medium", "low"] = Field(
@@ -267,7 +275,10 @@ class PredictResponse(BaseModel):
     )
 
     predictions: list[Prediction]
-    model_version: str
+    model_version: str = Field(
+        description="Версия модели, ответившей на первое обращение (у каждого ответа — своя "
+        "`model_version`: в одном запросе могут быть обращения разных регионов)."
+    )
 
 
 class FieldProblem(BaseModel):
@@ -288,6 +299,19 @@ class Status(BaseModel):
     status: str
     model_version: str | None = None
     detail: str | None = None
+
+
+class RegionStatus(BaseModel):
+    """One region of the deployment and its model."""
+
+    region: str
+    default: bool
+    loaded: bool
+    model_version: str | None = None
+    memory_mib: float | None = Field(
+        None, description="На сколько выросла резидентная память процесса при загрузке модели."
+    )
+    idle_seconds: float | None = None
 
 
 class ModelInfo(BaseModel):

@@ -105,32 +105,12 @@ def _serve(settings: Settings, model_dir: Path | None, sock: socket.socket) -> N
         if not (model_dir / MANIFEST_NAME).is_file():
             raise ModelError(f"no model at {model_dir}: {MANIFEST_NAME} is missing")
         updates["model_dir"] = model_dir
-    elif not settings.model_uri and not (settings.model_dir / MANIFEST_NAME).is_file():
-        from cur_ml.model.training import ensure_default_model
-
-        print(
-            f"cur-ml: no model at {settings.model_dir}; training the default model "
-            f"on {settings.demo_data} (once)",
-            file=sys.stderr,
-        )
-        from cur_ml.tracking import record_run
-
-        model, _ = ensure_default_model(
-            settings.model_dir,
-            settings.demo_data,
-            params=settings.training_params(),
-            show_progress=False,
-            key=key,
-        )
-        # The first champion is an MLflow run like every later one.
-        record_run(
-            settings,
-            kind="train-default",
-            model=model,
-            model_dir=settings.model_dir,
-            metrics=model.manifest["metrics"],
-            aliases=("champion",),
-        )
+    if not settings.model_uri:
+        for region in settings.all_regions():
+            if model_dir is None or region != settings.region:
+                _ensure_demo_model(
+                    settings.for_region(region), key, default=region == settings.region
+                )
     if not settings.model_uri:  # an unsigned model is refused now, in one line
         served = model_dir if model_dir is not None else settings.model_dir
         verify_manifest(read_manifest(served), key, served / MANIFEST_NAME)
@@ -171,3 +151,44 @@ def _serve(settings: Settings, model_dir: Path | None, sock: socket.socket) -> N
                 Multiprocess(config, sockets=[sock]).run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it has handled
         pass
+
+
+def _ensure_demo_model(settings: Settings, key: bytes, *, default: bool) -> None:
+    """Train a region's model on its demo data once, when it has no model (registered as its
+    first champion). The default region must have one; another region without a model or
+    demo data is served 503 until one is trained."""
+    from cur_ml.model.bundle import MANIFEST_NAME
+
+    if (settings.model_dir / MANIFEST_NAME).is_file():
+        return
+    if not default and not settings.demo_data.is_file():
+        print(
+            f"cur-ml: region {settings.region} has no model at {settings.model_dir} (nor demo "
+            "data): its appeals are answered 503 until one is trained",
+            file=sys.stderr,
+        )
+        return
+    from cur_ml.model.training import ensure_default_model
+    from cur_ml.tracking import record_run
+
+    print(
+        f"cur-ml: no model at {settings.model_dir}; training region {settings.region}'s model "
+        f"on {settings.demo_data} (once)",
+        file=sys.stderr,
+    )
+    model, _ = ensure_default_model(
+        settings.model_dir,
+        settings.demo_data,
+        params=settings.training_params(),
+        show_progress=False,
+        key=key,
+    )
+    # The first champion is an MLflow run like every later one.
+    record_run(
+        settings,
+        kind="train-default",
+        model=model,
+        model_dir=settings.model_dir,
+        metrics=model.manifest["metrics"],
+        aliases=("champion",),
+    )

@@ -65,6 +65,7 @@ def predict_appeals(
     *,
     explain: bool = True,
     request_id: str | None = None,
+    region: str | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Predictions in input order, each with a fresh `prediction_id`, committed to the store;
     and the version of the model that made them (one model answers a whole request, so a
@@ -83,10 +84,16 @@ def predict_appeals(
     for appeal, pred in zip(appeals, raw, strict=True):
         pred.pop("id", None)
         answer = {"id": appeal.id, "prediction_id": str(uuid.uuid4()), **pred}
+        if region is not None:
+            answer["region"] = region
         out.append(answer)
         rows.append(
             prediction_row(
-                appeal.model_dump(exclude_none=True), answer, request_id=request_id, at=now
+                appeal.model_dump(exclude_none=True),
+                answer,
+                request_id=request_id,
+                at=now,
+                region=region,
             )
         )
     # Stored before answered: a 2xx carries only prediction_ids that survive a crash.

@@ -1,9 +1,10 @@
-"""One champion: the MLflow registry alias `champion` of model `cur-ml`.
+"""One champion per region: the MLflow registry alias `champion` of model `cur-ml-<region>`
+(`settings.registered_model`; the functions here take settings scoped to one region).
 
 The model directory (`settings.model_dir`) is only a cache of the version the alias points
 to: `retrain` loads the champion through the registry (refreshing the cache when the alias
 moved), and promotion moves the alias first, then refreshes the cache — so the service, the
-retraining and `mlflow models serve -m models:/cur-ml@champion` all serve the same model.
+retraining and `mlflow models serve -m models:/cur-ml-spb@champion` all serve the same model.
 
 With MLflow switched off (`CUR_ML_MLFLOW_ENABLED=false`, as in most tests) there is no
 registry: the champion is the model in the directory, as before.
@@ -42,7 +43,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
-REGISTERED_MODEL = "cur-ml"  # the same name tracking.py registers under
 
 
 @dataclass
@@ -89,14 +89,14 @@ def _store_exists(settings: Settings) -> bool:
 
 
 def registered(settings: Settings, alias: str = CHAMPION) -> Any | None:
-    """The registry's ModelVersion behind `models:/cur-ml@<alias>`; None when MLflow is off,
-    the model or the alias does not exist yet. Other registry errors are raised."""
+    """The registry's ModelVersion behind `models:/cur-ml-<region>@<alias>`; None when MLflow
+    is off, the model or the alias does not exist yet. Other registry errors are raised."""
     if not settings.mlflow_enabled or not _store_exists(settings):
         return None
     from mlflow.exceptions import MlflowException
 
     try:
-        return _client(settings).get_model_version_by_alias(REGISTERED_MODEL, alias)
+        return _client(settings).get_model_version_by_alias(settings.registered_model, alias)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
@@ -118,7 +118,9 @@ def cache_version(settings: Settings, version: Any, target: Path | None = None) 
     if wanted and _cached_version(target) == wanted:
         return target
     uri = settings.mlflow_tracking_uri
-    source = _client(settings).get_model_version_download_uri(REGISTERED_MODEL, version.version)
+    source = _client(settings).get_model_version_download_uri(
+        settings.registered_model, version.version
+    )
     with tempfile.TemporaryDirectory(prefix="cur-ml-champion-") as tmp:
         found = _download_model_dir(source, Path(tmp), uri)
         if found is None:
@@ -201,18 +203,19 @@ def promote(settings: Settings, source: Path, registered_version: str | None) ->
 
 
 def resolve_source(uri: str, settings: Settings) -> Path:
-    """A model directory for the service's `CUR_ML_MODEL_URI`: `models:/cur-ml@<alias>` and
-    `models:/cur-ml/<version>` land in the model directory (the cache; downloaded only when it
-    holds another model); anything else goes through `tracking.resolve_model_source`."""
+    """A model directory for the service's `CUR_ML_MODEL_URI`:
+    `models:/cur-ml-<region>@<alias>` and `models:/cur-ml-<region>/<version>` land in the
+    model directory (the cache; downloaded only when it holds another model); anything else
+    goes through `tracking.resolve_model_source`."""
     name, alias, number = _parse(uri)
-    if name != REGISTERED_MODEL or (alias is None and number is None):
+    if name != settings.registered_model or (alias is None and number is None):
         from cur_ml.tracking import resolve_model_source
 
         return resolve_model_source(uri, settings)
     version = (
         registered(settings, alias)
         if alias is not None
-        else _client(settings).get_model_version(REGISTERED_MODEL, number)
+        else _client(settings).get_model_version(settings.registered_model, number)
     )
     if version is None:
         raise FileNotFoundError(f"{uri}: no such alias in the registry")

@@ -26,6 +26,7 @@ from cur_ml.retrain.loop import RetrainResult, retrain
 from cur_ml.settings import Settings
 from cur_ml.store.corrections import CorrectionRepository
 from cur_ml.store.predictions import PredictionRecord
+from cur_ml.store.regions import region_is
 from cur_ml.store.retrain_runs import RetrainRun, RetrainRunRepository
 
 __all__ = ["RetrainJobs", "RetrainOptions", "operator_rows", "run_retrain"]
@@ -56,8 +57,11 @@ class RetrainOptions:
         return {**asdict(self), "base_data": list(self.base_data)}
 
 
-def operator_rows(engine: Engine, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Appeals operators corrected, labelled as they were served, and the events against them.
+def operator_rows(
+    engine: Engine, events: pd.DataFrame, region: str | None = None, default: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Appeals operators corrected, labelled as they were served, and the events against them;
+    only predictions of `region` when given (`default`: the region of rows before regions).
 
     Returns the frame (keyed by `id` = prediction_id) and the events re-keyed to it.
     """
@@ -74,15 +78,19 @@ def operator_rows(engine: Engine, events: pd.DataFrame) -> tuple[pd.DataFrame, p
                     PredictionRecord.prediction_id,
                     PredictionRecord.appeal,
                     *(getattr(PredictionRecord, f) for f in CORRECTABLE),
-                ).where(PredictionRecord.prediction_id.in_(chunk))
+                ).where(
+                    PredictionRecord.prediction_id.in_(chunk),
+                    region_is(PredictionRecord.region, region, default),
+                )
             ):
                 appeal = dict(rec.appeal or {})
                 appeal.pop("id", None)
                 rows.append(
                     {**appeal, "id": rec.prediction_id, **{f: getattr(rec, f) for f in CORRECTABLE}}
                 )
-    keyed = api.assign(appeal_id=api["prediction_id"])
-    return pd.DataFrame(rows), keyed
+    found = {row["id"] for row in rows}
+    keyed = api[api["prediction_id"].isin(found)]  # another region's events stay out
+    return pd.DataFrame(rows), keyed.assign(appeal_id=keyed["prediction_id"])
 
 
 _EVENT = ["appeal_id", "at", "field", "new"]
@@ -135,7 +143,7 @@ def run_retrain(
     opts = RetrainOptions.of(options)
     base = load_base([Path(p) for p in opts.base_data] or settings.base_data, settings.base_split)
     champion = load_champion(settings)
-    events = CorrectionRepository(engine).events()
+    events = CorrectionRepository(engine).events()  # served predictions: of settings.region
     usable, refused = _approved(engine, events, base, champion)
     if any(refused.values()):
         log.warning("corrections with labels never approved, not learned: %s", refused)
@@ -144,7 +152,7 @@ def run_retrain(
     # The holdout's truth takes every imported correction, approved label or not.
     every = events[events["prediction_id"].isna() & events["appeal_id"].notna()]
     truth = matching_events(every, base.frame)
-    frame, keyed = operator_rows(engine, usable)
+    frame, keyed = operator_rows(engine, usable, settings.region, settings.default_region)
     n_matched = len(matched) + len(keyed)
     if n_matched == 0 and not opts.allow_no_match:
         raise RetrainRefusedError(_refusal(events, base))
@@ -177,7 +185,9 @@ class RetrainJobs:
         self.settings = settings
         self.engine = engine
         self.runs = RetrainRunRepository(
-            engine, stale_after=timedelta(seconds=settings.worker_stale_seconds)
+            engine,
+            stale_after=timedelta(seconds=settings.worker_stale_seconds),
+            default_region=settings.default_region,
         )
         self.on_promoted = on_promoted
 
@@ -194,17 +204,22 @@ class RetrainJobs:
             log.warning("%d retrain job(s) of a stopped worker marked failed", count)
         return count
 
-    def current(self) -> RetrainRun | None:
-        """The job queued or in progress, if any."""
-        return self.runs.active()
+    def current(self, region: str | None = None) -> RetrainRun | None:
+        """The job (of `region`; None: of any) queued or in progress, if any."""
+        return self.runs.active(region)
 
     def start(
-        self, trigger: str, options: RetrainOptions | Mapping[str, Any] | None = None
+        self,
+        trigger: str,
+        options: RetrainOptions | Mapping[str, Any] | None = None,
+        region: str | None = None,
     ) -> RetrainRun | None:
-        """Queue a job for `cur-ml worker`; None when one is queued or running already."""
+        """Queue a job of `region` (None: the default one) for `cur-ml worker`; None when one
+        of that region is queued or running already."""
         self.runs.fail_stale()
         seen = CorrectionRepository(self.engine).last_id()
-        return self.runs.enqueue(trigger, seen, RetrainOptions.of(options).to_dict())
+        options_dict = RetrainOptions.of(options).to_dict()
+        return self.runs.enqueue(trigger, seen, options_dict, region=region)
 
     def maybe_start_auto(self) -> RetrainRun | None:
         """Queue a job when enough corrections arrived since the last one (if configured)."""

@@ -374,7 +374,7 @@ def _record(
     `challenger`. Raises when MLflow is on and fails: the champion then stays as it is."""
     if not settings.mlflow_enabled:
         return {}
-    from cur_ml.tracking import REGISTERED_MODEL, log_run, set_alias
+    from cur_ml.tracking import log_run, set_alias
     from cur_ml.tracking_fields import data_input
 
     params = {
@@ -413,6 +413,6 @@ def _record(
         tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
     )
     for key, value in tags.items():
-        client.set_model_version_tag(REGISTERED_MODEL, version, key, value)
+        client.set_model_version_tag(settings.registered_model, version, key, value)
     set_alias(settings, "challenger", version)
     return run

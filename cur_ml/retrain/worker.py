@@ -46,7 +46,9 @@ class Worker:
         self.engine = engine
         self.name = name or worker_name()
         self.runs = RetrainRunRepository(
-            engine, stale_after=timedelta(seconds=settings.worker_stale_seconds)
+            engine,
+            stale_after=timedelta(seconds=settings.worker_stale_seconds),
+            default_region=settings.default_region,
         )
 
     def run_once(self) -> RetrainRun | None:
@@ -54,13 +56,23 @@ class Worker:
         run = self.runs.claim(self.name)
         if run is None:
             return None
-        log.info("retrain job %s (%s) claimed by %s", run.id, run.trigger, self.name)
+        log.info(
+            "retrain job %s (%s, region %s) claimed by %s",
+            run.id,
+            run.trigger,
+            run.region,
+            self.name,
+        )
         return self.execute(run)
 
-    def run_now(self, trigger: str, options: dict[str, Any] | None = None) -> RetrainRun:
-        """Run a job in this process at once, recorded like a queued one (`cur-ml retrain`)."""
+    def run_now(
+        self, trigger: str, options: dict[str, Any] | None = None, region: str | None = None
+    ) -> RetrainRun:
+        """Run a job of `region` in this process at once, recorded like a queued one
+        (`cur-ml retrain`)."""
         seen = CorrectionRepository(self.engine).last_id()
-        return self.execute(self.runs.start(trigger, seen, options or {}, worker=self.name))
+        run = self.runs.start(trigger, seen, options or {}, worker=self.name, region=region)
+        return self.execute(run)
 
     def serve(self, stop: threading.Event) -> None:
         """Run jobs until `stop` is set (checked between jobs; a job in progress finishes)."""
@@ -76,9 +88,11 @@ class Worker:
 
     def execute(self, run: RetrainRun) -> RetrainRun:
         """Run the claimed job `run` and record how it ended."""
+        # The job's region: its model, registry name, base data and corrections.
+        settings = self.settings.for_region(run.region)
         with self._heartbeat(run.id):
             try:
-                result = jobs.run_retrain(self.settings, self.engine, run.options or {})
+                result = jobs.run_retrain(settings, self.engine, run.options or {})
             except CurMlError as exc:  # refused, or bad data: one line says why
                 self._finish(run.id, "failed", error=exc.message)
             except Exception as exc:  # recorded; the champion keeps serving

@@ -36,6 +36,8 @@ class CorrectionRecord(Base):
     #: The appeal's id in a labelled dataset (imported history) or as the caller sent it.
     appeal_id: Mapped[str | None] = mapped_column(String(256), index=True)
     field: Mapped[str] = mapped_column(String(16), index=True)
+    #: The region of the appeal (its prediction's; None: the default region).
+    region: Mapped[str | None] = mapped_column(String(16), index=True)
     old_value: Mapped[str | None] = mapped_column(String(512))
     new_value: Mapped[str] = mapped_column(String(512))
     operator: Mapped[str] = mapped_column(String(128), index=True)

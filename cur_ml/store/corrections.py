@@ -69,6 +69,7 @@ class CorrectionIn:
             "prediction_id": self.prediction_id,
             "appeal_id": self.appeal_id,
             "field": self.field,
+            "region": None,  # the prediction's, filled in when stored
             "old_value": self.old_value,
             "new_value": self.new_value,
             "operator": self.operator,
@@ -89,21 +90,26 @@ def _insert_ignoring_duplicates(engine: Engine):
     return insert(CorrectionRecord).on_conflict_do_nothing(index_elements=["idempotency_key"])
 
 
-def _labels(session: Session, ids: Sequence[str]) -> dict[str, dict[str, str]]:
-    """Predicted labels of the stored predictions among `ids`; on PostgreSQL the rows are locked
-    (in id order, so two requests never deadlock): corrections of one prediction commit one
-    after another, and each sees the one before it."""
+def _labels(
+    session: Session, ids: Sequence[str], regions: dict[str, str | None] | None = None
+) -> dict[str, dict[str, str]]:
+    """Predicted labels of the stored predictions among `ids` (and their regions into
+    `regions`); on PostgreSQL the rows are locked (in id order, so two requests never
+    deadlock): corrections of one prediction commit one after another, and each sees the one
+    before it."""
     out: dict[str, dict[str, str]] = {}
     columns = [getattr(PredictionRecord, f) for f in CORRECTABLE_FIELDS]
     for start in range(0, len(ids), 500):
         q = (
-            select(PredictionRecord.prediction_id, *columns)
+            select(PredictionRecord.prediction_id, PredictionRecord.region, *columns)
             .where(PredictionRecord.prediction_id.in_(ids[start : start + 500]))
             .order_by(PredictionRecord.prediction_id)
             .with_for_update()
         )
-        for pid, *values in session.execute(q):
+        for pid, region, *values in session.execute(q):
             out[pid] = dict(zip(CORRECTABLE_FIELDS, values, strict=True))
+            if regions is not None:
+                regions[pid] = region
     return out
 
 
@@ -302,8 +308,9 @@ class CorrectionRepository:
         keys = [r["idempotency_key"] for r in rows]
         ids = sorted({r["prediction_id"] for r in rows if r["prediction_id"]})
         own_now = {(r["prediction_id"], r["field"]) for r in rows if r["prediction_id"]}
+        region_of: dict[str, str | None] = {}
         with self._writing() as session:
-            labels = _labels(session, ids)
+            labels = _labels(session, ids, region_of)
             unknown = [
                 i
                 for i, r in enumerate(rows)
@@ -326,6 +333,9 @@ class CorrectionRepository:
             current, own = _latest(session, ids)
             own |= own_now
             to_insert = _placed(rows, before, labels, current, own, follow)
+            for row in to_insert:  # a correction belongs to its prediction's region
+                if row["prediction_id"]:
+                    row["region"] = region_of.get(row["prediction_id"])
             approvals = insert_approvals(session, [_approval(rows[i]) for i in new_labels])
             inserted: set[str] = set()
             if to_insert:

@@ -66,6 +66,8 @@ class PredictionRecord(Base):
     prediction_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     model_version: Mapped[str] = mapped_column(String(64), index=True)
+    #: The region whose model answered (None: recorded before regions, the default region).
+    region: Mapped[str | None] = mapped_column(String(16), index=True)
     request_id: Mapped[str | None] = mapped_column(String(128))
     #: The caller's `id` of the appeal, as text (it may be a string or an integer).
     appeal_id: Mapped[str | None] = mapped_column(String(256), index=True)
@@ -124,6 +126,7 @@ def prediction_row(
     *,
     request_id: str | None = None,
     at: datetime | None = None,
+    region: str | None = None,
 ) -> dict[str, Any]:
     """A row of `predictions` (plain dict, ready for an executemany insert)."""
     appeal_id = prediction.get("id")
@@ -133,6 +136,7 @@ def prediction_row(
         "prediction_id": prediction["prediction_id"],
         "created_at": at or datetime.now(UTC),
         "model_version": prediction["model_version"],
+        "region": region,
         "request_id": request_id,
         "appeal_id": None if appeal_id is None else str(appeal_id),
         "category": prediction["category"],

@@ -23,13 +23,15 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    func,
     or_,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from cur_ml.store.db import Base, aware
+from cur_ml.store.regions import region_is
 
 __all__ = ["ACTIVE", "RetrainRun", "RetrainRunRepository"]
 
@@ -45,6 +47,8 @@ class RetrainRun(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     #: `api`, `cli`, `console`, `auto` (after N corrections)
     trigger: Mapped[str] = mapped_column(String(32))
+    #: The region whose model the job retrains (None: the default region).
+    region: Mapped[str | None] = mapped_column(String(16), index=True)
     #: When the job was asked for (queued, or started at once by `cur-ml retrain`).
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -67,6 +71,7 @@ class RetrainRun(Base):
             "id": self.id,
             "status": self.status,
             "trigger": self.trigger,
+            "region": self.region,
             "started_at": when(self.started_at),
             "finished_at": when(self.finished_at),
             "corrections_seen": self.corrections_seen,
@@ -80,11 +85,21 @@ class RetrainRun(Base):
 
 
 class RetrainRunRepository:
-    """Jobs of one store. `stale_after`: a running job whose heartbeat is older is dead."""
+    """Jobs of one store. `stale_after`: a running job whose heartbeat is older is dead.
 
-    def __init__(self, engine: Engine, stale_after: timedelta = timedelta(minutes=2)) -> None:
+    Every job belongs to a region; at most one job per region is running at a time, whatever
+    the number of workers. `default_region` is the region of jobs queued before regions.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        stale_after: timedelta = timedelta(minutes=2),
+        default_region: str | None = None,
+    ) -> None:
         self.engine = engine
         self.stale_after = stale_after
+        self.default_region = default_region
 
     # ------------------------------------------------------------------ writing
     @contextmanager
@@ -121,23 +136,28 @@ class RetrainRunRepository:
         options: dict[str, Any] | None = None,
         *,
         only_if_idle: bool = True,
+        region: str | None = None,
     ) -> RetrainRun | None:
-        """Queue a job for a worker; None (nothing queued) when `only_if_idle` and a job is
-        queued or running already."""
+        """Queue a job of `region` for a worker; None (nothing queued) when `only_if_idle`
+        and a job of that region is queued or running already."""
         now = datetime.now(UTC)
+        region = region or self.default_region
         run = RetrainRun(
             id=str(uuid.uuid4()),
             status="queued",
             trigger=trigger,
+            region=region,
             started_at=now,
             corrections_seen=corrections_seen,
             options=options or {},
         )
         with self._exclusive() as conn:
-            if (
-                only_if_idle
-                and conn.execute(select(RetrainRun.id).where(self._live(now)).limit(1)).first()
-            ):
+            live = (
+                select(RetrainRun.id)
+                .where(self._live(now), region_is(RetrainRun.region, region, self.default_region))
+                .limit(1)
+            )
+            if only_if_idle and conn.execute(live).first():
                 return None
             conn.execute(RetrainRun.__table__.insert().values(**_columns(run)))
         return run
@@ -148,6 +168,7 @@ class RetrainRunRepository:
         corrections_seen: int,
         options: dict[str, Any] | None = None,
         worker: str | None = None,
+        region: str | None = None,
     ) -> RetrainRun:
         """A job run at once by the caller (`cur-ml retrain` without `--queue`): running now."""
         now = datetime.now(UTC)
@@ -155,6 +176,7 @@ class RetrainRunRepository:
             id=str(uuid.uuid4()),
             status="running",
             trigger=trigger,
+            region=region or self.default_region,
             started_at=now,
             corrections_seen=corrections_seen,
             options=options or {},
@@ -167,36 +189,41 @@ class RetrainRunRepository:
         return run
 
     def claim(self, worker: str) -> RetrainRun | None:
-        """Take the oldest queued job for `worker`; None when there is none. Exactly one of
-        any number of concurrent claimers gets a given job. Dead workers' jobs are failed
-        first."""
+        """Take the oldest queued job for `worker` of a region with no job running; None when
+        there is none. Exactly one of any number of concurrent claimers gets a given job, and
+        no two run for one region at once. Dead workers' jobs are failed first."""
         self.fail_stale()
         now = datetime.now(UTC)
         claimed = {"status": "running", "worker": worker, "claimed_at": now, "heartbeat_at": now}
+        running = aliased(RetrainRun)
+        busy_region = (
+            select(running.id)
+            .where(
+                running.status == "running",
+                running.heartbeat_at >= now - self.stale_after,
+                func.coalesce(running.region, "") == func.coalesce(RetrainRun.region, ""),
+            )
+            .exists()
+        )
         oldest = (
             select(RetrainRun.id)
-            .where(RetrainRun.status == "queued")
+            .where(RetrainRun.status == "queued", ~busy_region)
             .order_by(RetrainRun.started_at, RetrainRun.id)
             .limit(1)
         )
-        if self.engine.dialect.name == "postgresql":
-            with self.engine.begin() as conn:
-                run_id = conn.execute(oldest.with_for_update(skip_locked=True)).scalar()
-                if run_id is None:
-                    return None
-                conn.execute(update(RetrainRun).where(RetrainRun.id == run_id).values(**claimed))
-        else:
-            with self._exclusive() as conn:
-                run_id = conn.execute(oldest).scalar()
-                if run_id is None:
-                    return None
-                done = conn.execute(
-                    update(RetrainRun)
-                    .where(RetrainRun.id == run_id, RetrainRun.status == "queued")
-                    .values(**claimed)
-                )
-                if done.rowcount != 1:  # pragma: no cover - the write lock makes this impossible
-                    return None
+        # The table lock (not SKIP LOCKED): "no job of this region running" must hold until
+        # the claim is written, and claims are rare.
+        with self._exclusive() as conn:
+            run_id = conn.execute(oldest).scalar()
+            if run_id is None:
+                return None
+            done = conn.execute(
+                update(RetrainRun)
+                .where(RetrainRun.id == run_id, RetrainRun.status == "queued")
+                .values(**claimed)
+            )
+            if done.rowcount != 1:  # pragma: no cover - the lock makes this impossible
+                return None
         return self.get(run_id)
 
     def heartbeat(self, run_id: str, worker: str) -> bool:
@@ -285,12 +312,16 @@ class RetrainRunRepository:
                 )
             )
 
-    def active(self) -> RetrainRun | None:
-        """The oldest job queued or running with a live heartbeat, if any."""
+    def active(self, region: str | None = None) -> RetrainRun | None:
+        """The oldest job (of `region`; None: of any) queued or running with a live
+        heartbeat, if any."""
         with Session(self.engine, expire_on_commit=False) as session:
             return session.scalars(
                 select(RetrainRun)
-                .where(self._live(datetime.now(UTC)))
+                .where(
+                    self._live(datetime.now(UTC)),
+                    region_is(RetrainRun.region, region, self.default_region),
+                )
                 .order_by(RetrainRun.started_at)
                 .limit(1)
             ).first()

@@ -55,6 +55,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     token_lookup: Mapped[str] = mapped_column(String(16), unique=True)
     token_hash: Mapped[str] = mapped_column(String(256))
+    #: Comma-separated region codes the account works in (None: the default region only).
+    regions: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -1,4 +1,4 @@
-"""The service can serve `models:/cur-ml@champion` and follows the alias on reload."""
+"""The service can serve `models:/cur-ml-spb@champion` and follows the alias on reload."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def test_serves_the_champion_alias_and_follows_it(
     settings = settings_for(
         tmp_path,
         tmp_path / "unused",
-        model_uri="models:/cur-ml@champion",
+        model_uri="models:/cur-ml-spb@champion",
         admin_token="admin-token-0123456789abcdef",
         mlflow_enabled=True,
         mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",

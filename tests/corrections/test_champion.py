@@ -98,21 +98,21 @@ def test_a_promotion_moves_the_alias_and_the_cache(registry, monkeypatch):
     assert str(registered(registry).version) == new == "2"
     assert str(registered(registry, "challenger").version) == "2"
     assert _manifest_version(registry.model_dir) == result.challenger_version
-    # `models:/cur-ml@champion` and the directory name the same model.
-    assert _manifest_version(resolve_source("models:/cur-ml@champion", registry)) == (
+    # `models:/cur-ml-spb@champion` and the directory name the same model.
+    assert _manifest_version(resolve_source("models:/cur-ml-spb@champion", registry)) == (
         result.challenger_version
     )
 
 
 def test_the_service_follows_the_alias(registry, model_a_dir, tmp_path):
-    """CUR_ML_MODEL_URI=models:/cur-ml@champion: served through the cache; a moved alias is
+    """CUR_ML_MODEL_URI=models:/cur-ml-spb@champion: served through the cache; a moved alias is
     picked up by the registry poll, without a reload request."""
     from app_support import running
 
     other = _other_model(model_a_dir, tmp_path / "b", "test-b")
     record_run(registry, kind="train", model=load_model(other), model_dir=other, metrics={})
     settings = registry.model_copy(
-        update={"model_uri": "models:/cur-ml@champion", "registry_poll_seconds": 0.2}
+        update={"model_uri": "models:/cur-ml-spb@champion", "registry_poll_seconds": 0.2}
     )
     with running(settings) as client:
         assert client.get("/readyz").json()["model_version"] == "test-a"

@@ -156,15 +156,15 @@ def test_a_rejected_challenger_is_recorded_in_the_registry_and_not_served(
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
-    version = client.get_model_version("cur-ml", result["mlflow"]["registered_version"])
+    version = client.get_model_version("cur-ml-spb", result["mlflow"]["registered_version"])
     assert version.tags["decision"] == "rejected"
     ru = version.tags["reasons_ru"].split("\n")
     assert ru[0] == "rejected (задано тестом)"
     assert ru[1].startswith("чемпион обучался на")  # test-a trained on the holdout
     assert ru[2].startswith("категория: точность")
     assert "gate_urgency_recall_high_ci" in version.tags
-    assert client.get_model_version_by_alias("cur-ml", "challenger").version == version.version
-    assert "champion" not in client.get_registered_model("cur-ml").aliases
+    assert client.get_model_version_by_alias("cur-ml-spb", "challenger").version == version.version
+    assert "champion" not in client.get_registered_model("cur-ml-spb").aliases
     logged = client.get_run(result["mlflow"]["run_id"])
     assert logged.data.tags["promoted"] == "False"
     assert logged.data.tags["model_version"] == result["challenger_version"]
