@@ -121,7 +121,7 @@ def _wait_serving(config: ClusterConfig, timeout: float, say: Say) -> None:
 
         if wait_for(ready, max(deadline - time.monotonic(), 1)) is None:
             raise ClusterError(_with_log(config, f"{name} was not ready in {timeout:.0f} s", name))
-        say(f"  {name} ready on :{port}")
+        say(f"{name} ready on :{port}")
     wanted = {f"127.0.0.1:{port}" for port in config.replica_ports}
     seen: set[str] = set()
 
@@ -134,12 +134,17 @@ def _wait_serving(config: ClusterConfig, timeout: float, say: Say) -> None:
     if wait_for(through_both, max(deadline - time.monotonic(), 1), 0.1) is None:
         missing = ", ".join(sorted(wanted - seen))
         raise ClusterError(_with_log(config, f"nginx never answered through {missing}", "nginx"))
+    say("nginx answers /readyz through every replica")
 
 
 def up(config: ClusterConfig, *, timeout: float = 300.0, say: Say = print) -> dict[str, Any]:
     """Bring the cluster up and wait until nginx serves through every replica; returns the
     status. Refused when it runs already or a port is taken; stopped again if it fails."""
     started = time.monotonic()
+
+    def progress(message: str) -> None:
+        say(f"{time.monotonic() - started:5.1f} s  {message}")
+
     if running_supervisor(config):
         raise ClusterError(
             f"the cluster of {config.state_dir} is up already: `deploy/cluster status`, "
@@ -148,7 +153,7 @@ def up(config: ClusterConfig, *, timeout: float = 300.0, say: Say = print) -> di
     _preflight(config)
     created = create_databases(config)
     if created:
-        say(f"created databases {', '.join(created)}")
+        progress(f"created databases {', '.join(created)}")
     config.save()
     load_tokens(config.tokens_file, create=True)
     _link_region_data(config)
@@ -156,9 +161,10 @@ def up(config: ClusterConfig, *, timeout: float = 300.0, say: Say = print) -> di
     check_config(config)
     write_plan(config, mlflow_plan(config))
     pid = _start_supervisor(config)
-    say(f"supervisor {pid}; starting mlflow server on :{config.mlflow_port}")
+    progress(f"supervisor {pid}; starting mlflow server on :{config.mlflow_port}")
     try:
         _wait_mlflow(config, timeout)
+        progress("mlflow server answers")
         models.migrate_store(config)
         env = models.training_env(config)
         for region in config.regions:
@@ -168,12 +174,12 @@ def up(config: ClusterConfig, *, timeout: float = 300.0, say: Say = print) -> di
                 env=env,
                 workdir=config.state_dir,
                 log_dir=config.logs_dir,
-                say=say,
+                say=progress,
             )
         write_plan(config, full_plan(config))
         os.kill(pid, signal.SIGHUP)
-        say("starting the replicas, the worker and nginx")
-        _wait_serving(config, timeout, say)
+        progress("starting the replicas, the worker and nginx")
+        _wait_serving(config, timeout, progress)
     except BaseException:
         say("up failed: stopping what started (logs stay in " + str(config.logs_dir) + ")")
         down(config, say=lambda _m: None)
