@@ -33,6 +33,7 @@ from cur_ml.deploy.postgres import server_problem
 
 __all__ = [
     "CLUSTER",
+    "REGIONS",
     "Cluster",
     "cluster_parts_missing",
     "free_ports",
