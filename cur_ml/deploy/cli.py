@@ -187,7 +187,7 @@ def main() -> None:
     except ClusterError as exc:
         typer.echo(f"cluster: error: {exc}", err=True)
         sys.exit(2)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("cluster: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # click's usage errors

@@ -109,13 +109,29 @@ http {
 """
 
 
-def _worker_user(state_dir: Path) -> str | None:
-    """The `user` directive's value: needed only when nginx starts as root."""
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner may walk down to `path` (o+x on every folder)."""
+    return all(folder.stat().st_mode & 0o001 for folder in (path, *path.parents))
+
+
+def _worker_user(state_dir: Path) -> tuple[str | None, str]:
+    """The `user` directive's value and why: none when nginx does not start as root (its
+    workers are then the caller's user); else `nobody` when it can reach the state
+    directory, or the directory's owner when it cannot (a private temporary directory)."""
     if os.geteuid() != 0:
-        return None
+        return None, ""
+    import grp
     import pwd
 
-    return pwd.getpwuid(state_dir.stat().st_uid).pw_name
+    if _reachable_by_others(state_dir):
+        nobody = pwd.getpwnam("nobody")
+        group = grp.getgrgid(nobody.pw_gid).gr_name
+        return f"nobody {group}", "Started as root: the workers run unprivileged."
+    owner = pwd.getpwuid(state_dir.stat().st_uid).pw_name
+    return owner, (
+        "Started as root in a state directory other users cannot reach: the workers run as\n"
+        "# its owner, so they can write their temporary files under it."
+    )
 
 
 def prefix_dir(config: ClusterConfig) -> Path:
@@ -129,12 +145,12 @@ def _render(**values: object) -> str:
 def render_config(config: ClusterConfig) -> str:
     """nginx.conf of `config`: nginx on its port, the replicas behind it."""
     prefix = prefix_dir(config)
+    user, user_why = _worker_user(config.state_dir)
     return _render(
         header=f"Written by `deploy/cluster up`: the cluster's load balancer ({config.nginx_url}). "
         "Edits are lost at\n# the next `up`; change cur_ml/deploy/nginx.py instead.",
-        user=_worker_user(config.state_dir),
-        user_why="Started as root: workers run as the owner of the state directory, so they "
-        "can write\n# their temporary files under it.",
+        user=user,
+        user_why=user_why,
         pid=prefix / "nginx.pid",
         error_log=prefix / "error.log",
         access_log=prefix / "access.log",

@@ -69,6 +69,12 @@ def create_databases(config: ClusterConfig) -> list[str]:
 
 def drop_databases(config: ClusterConfig) -> list[str]:
     """Drop both databases (sessions still open on them are ended); the names dropped."""
+    problem = server_problem(config)
+    if problem is not None:
+        raise ClusterError(
+            f"PostgreSQL does not answer at {_where(config)} ({problem}): the databases "
+            f"{config.store_db} and {config.mlflow_db} were not dropped"
+        )
     present = existing_databases(config)
     with _connect(config) as conn:
         for name in present:
