@@ -147,7 +147,7 @@ def test_a_replica_serves_a_champion_promoted_by_another_process(
         )
         assert served, f"still on {first.version} {FOLLOW_SECONDS:.0f} s after the promotion"
         print(
-            f"serving the promoted version {time.monotonic() - moved:.1f} s after the alias moved"
+            f"serving the promoted version {time.time() - moved:.1f} s after the alias moved"
         )
         status, body = _predict(base, {"text": "Не работает лифт"})
         assert status == 200 and body["predictions"][0]["model_version"] == second.version
