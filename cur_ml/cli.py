@@ -224,14 +224,31 @@ def evaluate(
     _print_json(metrics)
 
 
+def _demo_regions(settings) -> list[str]:
+    """Regions with demo data: the served ones, then every `datasets/demo_<code>` folder."""
+    from cur_ml.settings import REGION_CODE, REPO_ROOT
+
+    found = [p.name.removeprefix("demo_") for p in sorted((REPO_ROOT / "datasets").glob("demo_*"))]
+    candidates = dict.fromkeys([*settings.all_regions(), *filter(REGION_CODE.match, found)])
+    return [r for r in candidates if settings.for_region(r).demo_data.is_file()]
+
+
 @app.command()
-def quickstart() -> None:
-    """Train the default model on the bundled demo data if missing, then print its evaluation.
+def quickstart(
+    regions: Annotated[
+        list[str] | None,
+        typer.Option("--region", help="region (repeatable; default: every region with demo data)"),
+    ] = None,
+) -> None:
+    """Train each demo region's model if missing (models/<region>), evaluate it on its demo
+    dev split, and print the regions side by side.
 
     Its MLflow runs go to a scratch store in a temporary directory (printed), never to the
     configured one: a demo model must not become anyone's champion.
     """
     import tempfile
+
+    from tabulate import tabulate
 
     from cur_ml.data import load_appeals
     from cur_ml.model.report import PREDICTIONS_FILE
@@ -240,54 +257,71 @@ def quickstart() -> None:
     from cur_ml.tracking import record_run
     from cur_ml.tracking_fields import data_input
 
-    settings = Settings()
+    base = Settings()
     scratch = Path(tempfile.mkdtemp(prefix="cur-ml-quickstart-"))
-    scratch_mlflow = settings.model_copy(
-        update={
-            "mlflow_tracking_uri": f"sqlite:///{scratch / 'mlflow.db'}",
-            "mlflow_artifact_location": (scratch / "artifacts").as_uri(),
-        }
-    )
-    model, trained = ensure_default_model(
-        settings.model_dir, settings.demo_data, params=settings.training_params()
-    )
-    if trained:
-        record_run(
-            scratch_mlflow,
-            kind="train-default",
-            model=model,
-            model_dir=settings.model_dir,
-            metrics=model.manifest["metrics"],
+    out: dict[str, dict] = {}
+    for region in [_region_code(r) or base.region for r in regions or _demo_regions(base)]:
+        settings = base.for_region(region)
+        if not settings.demo_data.is_file():
+            _fail(f"region {region} has no demo data at {settings.demo_data}")
+        scratch_mlflow = settings.model_copy(
+            update={
+                "mlflow_tracking_uri": f"sqlite:///{scratch / 'mlflow.db'}",
+                "mlflow_artifact_location": (scratch / "artifacts").as_uri(),
+            }
         )
-    typer.echo(
-        ("trained" if trained else "loaded") + f" model {model.version} at {settings.model_dir}",
-        err=True,
-    )
-    dev = load_appeals([settings.demo_data], split="dev")
-    report_dir = settings.model_dir / "reports" / "dev"
-    metrics = headline(evaluate_model(model, dev.frame, report_dir))
-    record_run(
-        scratch_mlflow,
-        kind="evaluate",
-        model=model,
-        metrics=metrics,
-        report_dir=report_dir,
-        split="dev",
-        data=[data_input(dev.frame, [settings.demo_data], "dev", "dev")],
-    )
-    if settings.mlflow_enabled:
+        model, trained = ensure_default_model(
+            settings.model_dir, settings.demo_data, params=settings.training_params()
+        )
+        if trained:
+            record_run(
+                scratch_mlflow,
+                kind="train-default",
+                model=model,
+                model_dir=settings.model_dir,
+                metrics=model.manifest["metrics"],
+            )
         typer.echo(
-            f"MLflow runs of this quickstart (a scratch store; {settings.mlflow_tracking_uri} "
-            f"is untouched): mlflow ui --backend-store-uri {scratch_mlflow.mlflow_tracking_uri}",
+            ("trained" if trained else "loaded")
+            + f" region {region}'s model {model.version} at {settings.model_dir}",
             err=True,
         )
-    _print_json(
-        {
+        dev = load_appeals([settings.demo_data], split="dev")
+        report_dir = settings.model_dir / "reports" / "dev"
+        metrics = headline(evaluate_model(model, dev.frame, report_dir))
+        record_run(
+            scratch_mlflow,
+            kind="evaluate",
+            model=model,
+            metrics=metrics,
+            report_dir=report_dir,
+            split="dev",
+            data=[data_input(dev.frame, [settings.demo_data], "dev", "dev")],
+        )
+        labels = model.label_sets()
+        out[region] = {
             **metrics,
+            "model_version": model.version,
+            "dev_rows": len(dev.frame),
+            "labels": {head: len(labels[head]) for head in ("category", "reason", "agency")},
             "report": str(report_dir / "report.md"),
             "predictions": str(report_dir / PREDICTIONS_FILE),
         }
-    )
+    rows = [
+        [region, r["dev_rows"], *(r["labels"][h] for h in ("category", "reason", "agency"))]
+        + [r[h]["accuracy"] for h in ("category", "reason", "urgency", "agency")]
+        for region, r in out.items()
+    ]
+    header = ["region", "dev rows", "categories", "reasons", "agencies"]
+    header += ["category acc", "reason acc", "urgency acc", "agency acc"]
+    typer.echo(tabulate(rows, header, floatfmt=".3f"), err=True)
+    if base.mlflow_enabled:
+        typer.echo(
+            f"MLflow runs of this quickstart (a scratch store; {base.mlflow_tracking_uri} "
+            f"is untouched): mlflow ui --backend-store-uri sqlite:///{scratch / 'mlflow.db'}",
+            err=True,
+        )
+    _print_json(out)
 
 
 @app.command()
