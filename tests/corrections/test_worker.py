@@ -73,10 +73,24 @@ def test_two_workers_one_job_claimed_once(queue):
 
 def test_many_jobs_many_workers_each_claimed_once(queue):
     url, repo = queue
-    jobs = [repo.enqueue("api", i, only_if_idle=False).id for i in range(12)]
+    jobs = [repo.enqueue("api", i, region=f"r{i}").id for i in range(12)]  # 12 regions
     claims = _claim_concurrently(url, workers=4, rounds=12)
     assert sorted(c[0] for c in claims) == sorted(jobs)  # every job, none twice
     assert repo.claim("late") is None
+
+
+def test_one_job_per_region_runs_at_a_time(queue):
+    url, repo = queue
+    first = repo.enqueue("api", 0, region="spb")
+    second = repo.enqueue("api", 0, region="spb", only_if_idle=False)
+    other = repo.enqueue("api", 0, region="krd")
+    assert repo.enqueue("api", 0, region="krd") is None  # krd has a job queued already
+    claims = _claim_concurrently(url, workers=3, rounds=3)
+    # spb's second job waits while its first runs; krd's runs beside it.
+    assert sorted(c[0] for c in claims) == sorted([first.id, other.id])
+    assert repo.get(second.id).status == "queued" and repo.active("krd").id == other.id
+    repo.finish(first.id, "rejected", result={})
+    assert repo.claim("w").id == second.id
 
 
 def test_a_queued_job_blocks_another_enqueue(queue):
