@@ -32,8 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,12 @@ GIB = 1024**3
 
 def log(msg: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process so far, every thread (less hurt by a busy machine)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_gib() -> float:
@@ -140,15 +148,16 @@ def worker_train_production(rows_csv: Path, out: Path, data: Path) -> dict:
     _stage_clock(marks)
     start = time.perf_counter()
     dataset = load_appeals([rows_csv])
-    loaded = time.perf_counter()
+    loaded, cpu_loaded = time.perf_counter(), cpu_s()
     rss_loaded = _current_rss_gib()
     model = train_model(dataset, params=Settings().training_params(), show_progress=False)
-    trained = time.perf_counter()
+    trained, cpu_trained = time.perf_counter(), cpu_s()
     model.save(out)
     result = {
         "rows": len(dataset.frame),
         "read_s": round(loaded - start, 2),
         "train_s": round(trained - loaded, 2),
+        "train_cpu_s": round(cpu_trained - cpu_loaded, 2),
         "stages_s": {
             **_stages(marks, loaded),
             "manifest (data hash)": round(trained - marks[-1][1], 2),
@@ -173,21 +182,24 @@ def worker_train_production(rows_csv: Path, out: Path, data: Path) -> dict:
 def worker_train_streaming(rows_csv: Path, out: Path, data: Path) -> dict:
     from cur_ml.model.streaming import StreamingAppealClassifier
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_s()
     model = StreamingAppealClassifier().fit_csv(rows_csv)
-    trained = time.perf_counter()
-    model.save(out / "streaming.joblib")
+    trained, cpu_trained = time.perf_counter(), cpu_s()
+    # Saved only to measure it: the service never loads this path's models.
+    with (out / "streaming.pkl").open("wb") as fh:
+        pickle.dump(model, fh, protocol=5)
     result = {
         "rows": model.n_rows_seen_,
         "read_s": None,  # read chunk by chunk inside training
         "train_s": round(trained - start, 2),
+        "train_cpu_s": round(cpu_trained - cpu_start, 2),
         "stages_s": {k: round(v, 2) for k, v in model.stage_seconds_.items()},
         "save_s": round(time.perf_counter() - trained, 2),
         "rss_after_read_gib": None,
         "peak_rss_gib": round(peak_rss_gib(), 3),
-        "model_mb": round((out / "streaming.joblib").stat().st_size / 1e6, 1),
+        "model_mb": round((out / "streaming.pkl").stat().st_size / 1e6, 1),
     }
-    result["dev_accuracy"] = _dev_accuracy(model.predict_labels, data)
+    result["dev_accuracy"] = _dev_accuracy(model.predict, data)
     return result
 
 
@@ -200,24 +212,58 @@ TRAINERS = {"production": worker_train_production, "streaming": worker_train_str
 
 
 # ------------------------------------------------------------ the subprocess
-def _tree_rss(proc: Any) -> int:
-    """Resident bytes of a process and its children (0 when it is gone)."""
+def _tree_usage(proc: Any) -> tuple[int, float]:
+    """Resident bytes and CPU seconds of a process and its children (0 when it is gone)."""
     import psutil
 
-    total = 0
+    rss, cpu = 0, 0.0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            rss += p.memory_info().rss
+            times = p.cpu_times()
+            cpu += times.user + times.system
         except psutil.Error:
             pass
-    return total
+    return rss, cpu
 
 
-def run_child(argv: list[str], max_s: float, max_gib: float) -> dict:
+def _kill_tree(proc: Any) -> None:
+    import psutil
+
+    for p in [*proc.children(recursive=True), proc]:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def _watch(child: Any, proc: Any, caps: dict[str, float]) -> tuple[int, float, str]:
+    """Sample the child until it ends or passes a cap; (peak bytes, CPU s, status)."""
+    start, peak, cpu = time.perf_counter(), 0, 0.0
+    while child.poll() is None:
+        rss, cpu_now = _tree_usage(proc)
+        peak, cpu = max(peak, rss), max(cpu, cpu_now)
+        over = {
+            "timeout": time.perf_counter() - start > caps["wall_s"],
+            "over memory cap": peak > caps["memory_gib"] * GIB,
+            "over CPU cap": cpu > caps["cpu_s"],
+        }
+        hit = [name for name, passed in over.items() if passed]
+        if hit:
+            _kill_tree(proc)
+            child.wait()
+            return peak, cpu, hit[0]
+        time.sleep(SAMPLE_S)
+    return peak, cpu, "ok"
+
+
+def run_child(argv: list[str], caps: dict[str, float]) -> dict:
     """Run this script as `argv` in a fresh interpreter, watching time and memory.
 
-    Returns the child's JSON (last stdout line) with `status` "ok", or a record of why it
-    stopped: "timeout", "over memory cap", "failed (rc N)"; always the sampled peak.
+    `caps`: wall_s, cpu_s, memory_gib. Returns the child's JSON (last stdout line) with
+    `status` "ok", or a record of why it stopped: "timeout", "over memory cap", "over CPU
+    cap", "failed (rc N)"; always the sampled peak memory and CPU seconds (of the whole
+    process: reading and scoring dev included).
     """
     import psutil
 
@@ -225,20 +271,13 @@ def run_child(argv: list[str], max_s: float, max_gib: float) -> dict:
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
-        proc, peak, status = psutil.Process(child.pid), 0, "ok"
-        while child.poll() is None:
-            peak = max(peak, _tree_rss(proc))
-            elapsed = time.perf_counter() - start
-            if elapsed > max_s or peak > max_gib * GIB:
-                status = "timeout" if elapsed > max_s else "over memory cap"
-                for p in [*proc.children(recursive=True), proc]:
-                    try:
-                        p.kill()
-                    except psutil.Error:
-                        pass
+        proc = psutil.Process(child.pid)
+        try:
+            peak, cpu, status = _watch(child, proc, caps)
+        finally:  # stopped from outside (Ctrl-C, SIGTERM): take the child along
+            if child.poll() is None:
+                _kill_tree(proc)
                 child.wait()
-                break
-            time.sleep(SAMPLE_S)
         wall = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
@@ -251,7 +290,10 @@ def run_child(argv: list[str], max_s: float, max_gib: float) -> dict:
     elif status == "ok":
         result = json.loads(stdout.strip().splitlines()[-1])
     result.update(
-        status=status, process_wall_s=round(wall, 1), sampled_peak_gib=round(peak / GIB, 3)
+        status=status,
+        process_wall_s=round(wall, 1),
+        sampled_peak_gib=round(peak / GIB, 3),
+        sampled_cpu_s=round(cpu, 1),
     )
     return result
 
@@ -262,8 +304,7 @@ def measure(size: str, args: argparse.Namespace, data: Path, tmp: Path) -> dict:
     prep = run_child(
         ["--worker", "prepare", "--data", str(data), "--size", size, "--seed", str(args.seed),
          "--path", str(rows_csv)],
-        max_s=3600,
-        max_gib=args.max_memory_gib,
+        {"wall_s": 3600, "cpu_s": math.inf, "memory_gib": args.max_memory_gib},
     )  # fmt: skip
     if prep["status"] != "ok":
         sys.exit(f"preparing {size} rows failed: {prep}")
@@ -271,11 +312,15 @@ def measure(size: str, args: argparse.Namespace, data: Path, tmp: Path) -> dict:
     at_start = machine()
     model_dir = tmp / f"model-{args.engine}-{size}"
     model_dir.mkdir()
+    caps = {
+        "wall_s": args.max_minutes * 60,
+        "cpu_s": args.max_cpu_minutes * 60 if args.max_cpu_minutes else math.inf,
+        "memory_gib": args.max_memory_gib,
+    }
     got = run_child(
         ["--worker", f"train-{args.engine}", "--data", str(data), "--path", str(rows_csv),
          "--out", str(model_dir)],
-        max_s=args.max_minutes * 60,
-        max_gib=args.max_memory_gib,
+        caps,
     )  # fmt: skip
     rows_csv.unlink(missing_ok=True)
     shutil.rmtree(model_dir, ignore_errors=True)
@@ -284,7 +329,11 @@ def measure(size: str, args: argparse.Namespace, data: Path, tmp: Path) -> dict:
         "size": size,
         **{k: prep[k] for k in ("rows", "how", "train_rows_available", "distinct_texts")},
         **got,
-        "limits": {"max_minutes": args.max_minutes, "max_memory_gib": args.max_memory_gib},
+        "limits": {
+            "max_minutes": args.max_minutes,
+            "max_cpu_minutes": args.max_cpu_minutes,
+            "max_memory_gib": args.max_memory_gib,
+        },
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine_at_start": at_start,
         "machine": machine(),
@@ -295,7 +344,10 @@ def measure(size: str, args: argparse.Namespace, data: Path, tmp: Path) -> dict:
 
 def _summary(r: dict) -> str:
     if r["status"] != "ok":
-        return f"{r['status']} after {r['process_wall_s']:.0f} s, peak {r['sampled_peak_gib']} GiB"
+        return (
+            f"{r['status']} after {r['process_wall_s']:.0f} s ({r.get('sampled_cpu_s')} CPU s), "
+            f"peak {r['sampled_peak_gib']} GiB"
+        )
     return f"train {r['train_s']:.1f} s, peak {r['peak_rss_gib']:.2f} GiB, dev {r['dev_accuracy']}"
 
 
@@ -316,14 +368,24 @@ def fits(records: list[dict], engine: str) -> dict:
     done = [r for r in records if r["engine"] == engine and r["status"] == "ok"]
     out: dict[str, Any] = {"points": len(done)}
     time_fit = power_fit([(r["rows"], r["train_s"]) for r in done])
+    cpu_fit = power_fit([(r["rows"], r["train_cpu_s"]) for r in done if r.get("train_cpu_s")])
     mem_fit = power_fit([(r["rows"], r["peak_rss_gib"]) for r in done])
     if time_fit:
         a, b = time_fit
         out["time"] = {"a": a, "b": b, "rows_in_10_min": (BUDGET_S / a) ** (1 / b)}
+    if cpu_fit:
+        a, b = cpu_fit
+        out["cpu"] = {"a": a, "b": b, "rows_in_10_cpu_min": (BUDGET_S / a) ** (1 / b)}
     if mem_fit:
         a, b = mem_fit
         out["memory"] = {"a": a, "b": b}
     return out
+
+
+def _cpu_cell(r: dict) -> str:
+    if r["status"] == "ok":
+        return f"{r['train_cpu_s']:.1f}" if r.get("train_cpu_s") else "—"
+    return f"≥ {r['sampled_cpu_s']:.0f}" if r.get("sampled_cpu_s") else "—"
 
 
 def report(records: list[dict]) -> str:
@@ -337,14 +399,15 @@ def report(records: list[dict]) -> str:
                 f"{r['rows']:,}",
                 r["how"],
                 f"{r['train_s']:.1f}" if ok else f"> {r['process_wall_s']:.0f} ({r['status']})",
+                _cpu_cell(r),
                 f"{r['peak_rss_gib']:.2f}" if ok else f"≥ {r['sampled_peak_gib']:.2f}",
                 f"{r['train_s'] / r['rows'] * 1000:.2f}" if ok else "—",
                 f"{r['read_s']:.1f}" if ok and r.get("read_s") is not None else "—",
                 " / ".join(f"{acc[h]:.3f}" for h in HEADS) if acc else "—",
             ]
         )
-    head = ["engine", "rows", "rows are", "train s", "peak GiB", "s / 1k rows", "read CSV s",
-            "dev acc cat / reason / urg / agency"]  # fmt: skip
+    head = ["engine", "rows", "rows are", "train s", "CPU s", "peak GiB", "s / 1k rows",
+            "read CSV s", "dev acc cat / reason / urg / agency"]  # fmt: skip
     out = [table(head, rows)]
     for engine in sorted({r["engine"] for r in records}):
         f = fits(records, engine)
@@ -358,6 +421,12 @@ def report(records: list[dict]) -> str:
                 f"{m.get('a', math.nan) * t['rows_in_10_min'] ** m.get('b', math.nan):.1f} GiB"
             )
             out.append(line)
+        if "cpu" in f:
+            c = f["cpu"]
+            out.append(
+                f"{engine}: CPU time ≈ {c['a']:.3g}·rows^{c['b']:.2f} s; 10 CPU-minutes ≈ "
+                f"{c['rows_in_10_cpu_min']:,.0f} rows"
+            )
     stages = [
         [r["engine"], f"{r['rows']:,}", *(f"{k} {v:.1f}" for k, v in r["stages_s"].items())]
         for r in sorted(records, key=lambda r: (r["engine"], r["rows"]))
@@ -431,6 +500,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=sorted(TRAINERS), default="production")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-minutes", type=float, default=30.0, help="time cap per size")
+    parser.add_argument(
+        "--max-cpu-minutes",
+        type=float,
+        default=None,
+        help="CPU-time cap per size (a busy machine stretches wall time, not CPU time)",
+    )
     parser.add_argument("--max-memory-gib", type=float, default=12.0, help="memory cap per size")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results (merged)")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
@@ -459,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [s for s in sizes if s != "all" and not (s.isdigit() and int(s) > 0)]
     if bad:
         sys.exit(f"--sizes: {', '.join(bad)} is neither a positive number of rows nor 'all'")
+    # A plain `kill` of this script still removes its rows and stops its child.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     log(f"growth · engine {args.engine} · sizes {', '.join(sizes)} · {machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="cur-ml-growth-"))
     new: list[dict] = []
