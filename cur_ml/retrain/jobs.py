@@ -222,12 +222,19 @@ class RetrainJobs:
         return self.runs.enqueue(trigger, seen, options_dict, region=region)
 
     def maybe_start_auto(self) -> RetrainRun | None:
-        """Queue a job when enough corrections arrived since the last one (if configured)."""
+        """Queue a job for each region with enough corrections since its last job (if
+        configured); the first job queued, or None."""
         every = self.settings.retrain_after_corrections
         if not every:
             return None
-        fresh = CorrectionRepository(self.engine).count(after_id=self.runs.last_corrections_seen())
-        return self.start("auto") if fresh >= every else None
+        corrections = CorrectionRepository(self.engine)
+        default = self.settings.default_region
+        queued = []
+        for region in self.settings.all_regions():
+            since = self.runs.last_corrections_seen(region)
+            if corrections.count(after_id=since, region=region, default=default) >= every:
+                queued.append(self.start("auto", region=region))
+        return next((run for run in queued if run is not None), None)
 
     def wait(self, run_id: str, timeout: float = 600.0, poll: float = 0.2) -> RetrainRun | None:
         """The job once it is finished (None if it is not after `timeout` seconds)."""

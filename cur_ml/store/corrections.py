@@ -24,6 +24,7 @@ from cur_ml.errors import IdempotencyKeyReusedError, UnknownPredictionError
 from cur_ml.store.correction_record import DERIVED, UNDO, CorrectionRecord, is_undo, taken_back
 from cur_ml.store.label_approvals import LabelApproval, LabelApprovalIn, insert_approvals
 from cur_ml.store.predictions import HEAD_FIELDS, PredictionRecord
+from cur_ml.store.regions import region_in, region_is
 from cur_ml.store.review_progress import refresh as refresh_progress
 from cur_ml.store.versions import check_versions
 
@@ -404,9 +405,14 @@ class CorrectionRepository:
         prediction_id: str | None = None,
         after_id: int = 0,
         limit: int = 100,
+        regions: Sequence[str] | None = None,
+        default_region: str | None = None,
     ) -> list[CorrectionRecord]:
-        """Corrections in id order (keyset paging: pass the last id seen as `after_id`)."""
+        """Corrections in id order (keyset paging: pass the last id seen as `after_id`); of
+        `regions` only when given (rows without a region are `default_region`'s)."""
         q = select(CorrectionRecord).where(CorrectionRecord.id > after_id)
+        if regions is not None:
+            q = q.where(region_in(CorrectionRecord.region, regions, default_region))
         if since is not None:
             q = q.where(CorrectionRecord.created_at >= since)
         if until is not None:
@@ -420,13 +426,20 @@ class CorrectionRepository:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.scalars(q.order_by(CorrectionRecord.id).limit(limit)))
 
-    def count(self, after_id: int = 0) -> int:
+    def count(
+        self, after_id: int = 0, region: str | None = None, default: str | None = None
+    ) -> int:
+        """Corrections stored after `after_id` (of `region` when given; `default`: the region
+        of rows without one)."""
         with Session(self.engine) as session:
             return (
                 session.scalar(
                     select(func.count())
                     .select_from(CorrectionRecord)
-                    .where(CorrectionRecord.id > after_id)
+                    .where(
+                        CorrectionRecord.id > after_id,
+                        region_is(CorrectionRecord.region, region, default),
+                    )
                 )
                 or 0
             )

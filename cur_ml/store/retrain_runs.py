@@ -9,7 +9,7 @@ killed) is marked failed by the next claim, so it never stays `running` for ever
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from cur_ml.store.db import Base, aware
-from cur_ml.store.regions import region_is
+from cur_ml.store.regions import region_in, region_is
 
 __all__ = ["ACTIVE", "RetrainRun", "RetrainRunRepository"]
 
@@ -288,17 +288,15 @@ class RetrainRunRepository:
         with Session(self.engine, expire_on_commit=False) as session:
             return session.get(RetrainRun, run_id)
 
-    def recent(self, limit: int = 20) -> list[RetrainRun]:
+    def recent(self, limit: int = 20, regions: Sequence[str] | None = None) -> list[RetrainRun]:
+        """The newest jobs first (of `regions` only, when given)."""
+        query = select(RetrainRun).where(region_in(RetrainRun.region, regions, self.default_region))
         with Session(self.engine, expire_on_commit=False) as session:
-            return list(
-                session.scalars(
-                    select(RetrainRun).order_by(RetrainRun.started_at.desc()).limit(limit)
-                )
-            )
+            return list(session.scalars(query.order_by(RetrainRun.started_at.desc()).limit(limit)))
 
-    def last_corrections_seen(self) -> int:
-        """Correction id the newest run started from (0 before any run)."""
-        runs = self.recent(1)
+    def last_corrections_seen(self, region: str | None = None) -> int:
+        """Correction id the newest run (of `region`, when given) started from (0 before any)."""
+        runs = self.recent(1, [region] if region else None)
         return runs[0].corrections_seen if runs else 0
 
     def running(self) -> list[RetrainRun]:
