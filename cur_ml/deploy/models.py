@@ -3,7 +3,6 @@ the registry for every region (each region's demo model, trained once when it ha
 
 from __future__ import annotations
 
-import inspect
 import json
 import subprocess
 import urllib.parse
@@ -70,13 +69,6 @@ def champion(mlflow_url: str, region: str) -> dict[str, Any] | None:
     raise ClusterError(f"the registry at {mlflow_url} answered {status} for {url}")
 
 
-def _train_takes_region() -> bool:
-    """Whether `cur-ml train` has the contract's `--region` option."""
-    from cur_ml import cli
-
-    return "region" in inspect.signature(cli.train).parameters
-
-
 def _has_splits(path: Path) -> bool:
     with open(path, encoding="utf-8") as fh:
         return "split" in fh.readline().strip().split(",")
@@ -109,15 +101,10 @@ def ensure_champion(
         return
     data = demo_data(region)
     out = workdir / "train" / region
-    argv = [console_script("cur-ml"), "train", "--data", str(data), "--out", str(out)]
-    argv.append("--champion")
+    argv = [console_script("cur-ml"), "train", "--region", region, "--data", str(data)]
+    argv += ["--out", str(out), "--champion"]
     if _has_splits(data):
         argv += ["--split", "train", "--eval-split", "dev"]
-    if _train_takes_region():
-        argv += ["--region", region]
-    # The region trained is the command's default one: its registered model is
-    # cur-ml-<region> (also how `train` before `--region` knows it).
-    env = {**env, "CUR_ML_REGION": region}
     say(f"region {region}: no champion yet; training its demo model on {data}")
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"train-{region}.log"
