@@ -251,20 +251,23 @@ class Settings(BaseSettings):
         def fill(value: Any) -> str:
             return str(value).replace("{region}", region)
 
+        def data(value: Any) -> Path:
+            """A data file of the region; spb's demo files live in datasets/demo (written
+            before regions), not datasets/demo_spb."""
+            path = Path(fill(value))
+            if region == "spb" and not path.exists() and "demo_{region}" in str(value):
+                return Path(str(value).replace("demo_{region}", "demo"))
+            return path
+
         model_dir = Path(fill(template["model_dir"]))
         if "{region}" not in str(template["model_dir"]) and region != self.region:
             model_dir = model_dir.parent / region  # the default region's sibling
-        demo = Path(fill(template["demo_data"]))
-        if not demo.exists() and "{region}" in str(template["demo_data"]):
-            # The first region's demo data lives in datasets/demo (written before regions).
-            fallback = REPO_ROOT / "datasets" / "demo" / "appeals.csv"
-            demo = fallback if region == "spb" else demo
         uri = template["model_uri"]
         return {
             "model_dir": model_dir,
             "model_uri": fill(uri) if uri else None,
-            "demo_data": demo,
-            "base_data": [Path(fill(path)) for path in template["base_data"]],
+            "demo_data": data(template["demo_data"]),
+            "base_data": [data(path) for path in template["base_data"]],
         }
 
     @property

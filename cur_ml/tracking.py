@@ -9,6 +9,7 @@ to import and the serving hot path never needs it.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -58,6 +59,9 @@ def git_commit() -> str:
 
 
 def _mlflow(settings: Settings):
+    # With a tracking server MLflow prints "View run … at URL" on stdout, where the commands
+    # print their JSON.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     import mlflow
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
