@@ -65,6 +65,9 @@ class RegionModels:
         self._lock = threading.Lock()  # the dict; loads of one region at a time
         self._loading: dict[str, threading.Lock] = {}
         self.evictions = 0
+        #: A region used this recently is never unloaded: a request between `get` and its
+        #: prediction must not find its predictor closed (the budget may be exceeded briefly).
+        self.in_use_seconds = 10.0
 
     # ------------------------------------------------------------------ lookup
     def check(self, region: str | None) -> str:
@@ -143,6 +146,8 @@ class RegionModels:
             key=lambda s: s.last_used,
         )
         for serving in candidates:
+            if now - serving.last_used < self.in_use_seconds:
+                continue
             total = sum(s.slot.memory_bytes or 0 for s in self.loaded())
             over = budget > 0 and total > budget
             stale = idle > 0 and now - serving.last_used > idle

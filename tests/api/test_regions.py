@@ -90,6 +90,7 @@ def test_unknown_region_is_422_and_a_region_without_a_model_is_503_alone(regiona
 
 def test_regions_load_on_first_use_and_are_unloaded_above_the_budget(regional, start):
     with start(regional(model_memory_mb=1.0)) as client:
+        client.app.state.regions.in_use_seconds = 0  # (10 s in service: a region in use stays)
 
         def status() -> dict[str, dict]:
             return {s["region"]: s for s in client.get("/v1/regions").json()}
@@ -114,6 +115,6 @@ def test_an_idle_region_is_unloaded(regional, start):
         assert client.post("/v1/predict", json={"appeals": [WATER]}).status_code == 200
         regions = client.app.state.regions
         serving = regions.peek("krd")
-        serving.last_used -= 1.0  # a second ago: beyond 0.03 s of idle time
+        serving.last_used -= 60.0  # a minute ago: idle beyond 0.03 s, and not in use
         assert regions.evict_over_budget() == ["krd"]
         assert regions.peek("krd") is None and regions.peek("spb") is not None
