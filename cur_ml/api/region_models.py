@@ -124,7 +124,7 @@ class RegionModels:
             raise RegionModelMissingError(serving.region, why) from exc
         serving.failed_at = None
         log.info(
-            "region %s: model %s loaded (%s MiB resident)",
+            "region %s: model %s loaded (it holds %s MiB)",
             serving.region,
             serving.slot.model.version if serving.slot.model else None,
             _mib(serving.slot.memory_bytes),
