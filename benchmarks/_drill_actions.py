@@ -55,7 +55,12 @@ def open_cluster(state_dir: Path, up_args: list[str]) -> tuple[ClusterConfig, bo
     except ClusterError:
         pass
     say(f"no cluster runs in {state_dir}: deploy/cluster up")
-    subprocess.run([str(CLUSTER), "up", "--state-dir", str(state_dir), *up_args], check=True)
+    # Its progress goes to stderr: stdout is the drill's table.
+    subprocess.run(
+        [str(CLUSTER), "up", "--state-dir", str(state_dir), *up_args],
+        check=True,
+        stdout=sys.stderr,
+    )
     return ClusterConfig.load(state_dir), True
 
 

@@ -168,7 +168,8 @@ def main() -> None:
                 rows.append(drill(config, scenario, args))
     finally:
         if brought_up and not args.keep:
-            subprocess.run([str(CLUSTER), "down", "--state-dir", str(args.state_dir)], check=False)
+            down = [str(CLUSTER), "down", "--state-dir", str(args.state_dir)]
+            subprocess.run(down, check=False, stdout=sys.stderr)
     print(format_table(rows, header))
     if args.repeats > 1:
         for scenario, figures in medians(rows).items():
