@@ -6,5 +6,6 @@ knows HTTP here: answers are `Verdict`s, turned into 401/403/429 at the edge.
 
 from cur_ml.auth.identity import Authenticator, Identity, Verdict
 from cur_ml.auth.limits import AuthLimiter
+from cur_ml.auth.regions import RegionAccess
 
-__all__ = ["AuthLimiter", "Authenticator", "Identity", "Verdict"]
+__all__ = ["AuthLimiter", "Authenticator", "Identity", "RegionAccess", "Verdict"]

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from cur_ml.auth.limits import AuthLimiter, account_key, address_key, name_key
 from cur_ml.settings import Settings
 from cur_ml.store.auth_failures import FailureLog
-from cur_ml.store.users import UserRepository, clean_name
+from cur_ml.store.users import User, UserRepository, clean_name
 
 __all__ = ["ENV_SETTINGS", "Authenticator", "Identity", "Verdict", "env_fingerprint"]
 
@@ -35,12 +35,16 @@ _PASSES: dict[str, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class Identity:
-    """Who proved what: a personal account (`user_id`, `name`) or an environment token."""
+    """Who proved what: a personal account (`user_id`, `name`, its `regions`) or an
+    environment token (every region of the deployment)."""
 
     role: Role
     #: The account's name (None: an environment token, which names nobody).
     name: str | None = None
     user_id: int | None = None
+    #: The regions the account works in (None: every region; the environment tokens act
+    #: for the whole deployment).
+    regions: tuple[str, ...] | None = None
 
     @property
     def personal(self) -> bool:
@@ -111,6 +115,10 @@ class Authenticator:
                 return Identity(role=role)  # type: ignore[arg-type]
         return None
 
+    def _personal(self, user: User) -> Identity:
+        regions = user.region_codes(self.settings.default_region)
+        return Identity(role=user.role, name=user.name, user_id=user.id, regions=regions)  # type: ignore[arg-type]
+
     def can_pass(self, role: str) -> bool:
         """Whether anything could pass `role`: its environment token, or an active account."""
         if any(r in _env_tokens(self.settings) for r in _PASSES if role in _PASSES[r]):
@@ -141,5 +149,5 @@ class Authenticator:
             if (wait := self.limiter.blocked(keys)) is not None:
                 return Verdict(retry_after=wait)
             if self.users.verify(user, token) and (not named or named == user.name):
-                return Verdict(Identity(role=user.role, name=user.name, user_id=user.id))  # type: ignore[arg-type]
+                return Verdict(self._personal(user))
         return Verdict(retry_after=self.limiter.failed(keys))

@@ -7,6 +7,7 @@ Moscow days, as the console shows times.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import Engine, Integer, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from cur_ml.store.correction_record import DERIVED, UNDO, CorrectionRecord
+from cur_ml.store.regions import region_in
 
 __all__ = ["OperatorDay", "daily_counts"]
 
@@ -43,9 +45,16 @@ def _day(engine: Engine) -> Any:
     return func.date(CorrectionRecord.created_at, "+3 hours")
 
 
-def daily_counts(engine: Engine, days: int = 7, now: datetime | None = None) -> list[OperatorDay]:
+def daily_counts(
+    engine: Engine,
+    days: int = 7,
+    now: datetime | None = None,
+    regions: Sequence[str] | None = None,
+    default_region: str | None = None,
+) -> list[OperatorDay]:
     """Per operator and Moscow day, the last `days` days (today included), newest day first,
-    then the busiest operator first."""
+    then the busiest operator first; corrections of `regions` only when given (rows without
+    a region are `default_region`'s)."""
     now = now or datetime.now(UTC)
     first = (now + _MSK).date() - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC) - _MSK
@@ -58,7 +67,11 @@ def daily_counts(engine: Engine, days: int = 7, now: datetime | None = None) -> 
             func.sum(cast(case((same, 0), else_=1), Integer)),
             func.sum(cast(case((same, 1), else_=0), Integer)),
         )
-        .where(CorrectionRecord.created_at >= since, CorrectionRecord.source.not_in(_NOT_WORK))
+        .where(
+            CorrectionRecord.created_at >= since,
+            CorrectionRecord.source.not_in(_NOT_WORK),
+            region_in(CorrectionRecord.region, regions, default_region),
+        )
         .group_by(day, CorrectionRecord.operator)
     )
     with Session(engine) as session:

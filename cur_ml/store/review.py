@@ -4,6 +4,7 @@ least confident, without those an operator already corrected or accepted."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from cur_ml.store import review_progress
 from cur_ml.store.db import fold
 from cur_ml.store.predictions import PredictionRecord, search_document
+from cur_ml.store.regions import region_in
 
 __all__ = ["ReviewFilters", "ReviewQueue"]
 
@@ -49,6 +51,14 @@ class ReviewFilters:
     review_reason: str | None = None
     #: Words of the appeal's text (PostgreSQL: full-text, `russian`; SQLite: substrings).
     search: str | None = None
+    #: Only appeals of these regions (None: of every region); rows without a region are
+    #: `default_region`'s (written before regions).
+    regions: tuple[str, ...] | None = None
+    default_region: str | None = None
+
+    def region_filter(self) -> ColumnElement[bool]:
+        """SQL: the prediction is of one of `regions` (true when they are None)."""
+        return region_in(PredictionRecord.region, self.regions, self.default_region)
 
 
 def _like(text: str) -> str:
@@ -88,6 +98,8 @@ class ReviewQueue:
         reviewed = review_progress.reviewed()  # every field that needed review is settled
         query = query.where(PredictionRecord.needs_review.is_(True))
         query = query.where(~reviewed if pending else reviewed)
+        if filters.regions is not None:
+            query = query.where(filters.region_filter())
         for column, value in (
             (PredictionRecord.district, filters.district),
             (PredictionRecord.category, filters.category),
@@ -152,11 +164,12 @@ class ReviewQueue:
             )
         return {"pending": pending or 0, "reviewed": reviewed, "overdue": int(overdue or 0)}
 
-    def facets(self) -> dict[str, list[str]]:
-        """Distinct values of the filterable columns among flagged predictions (for pickers);
-        `review_reason`: the kinds of review reasons (`low_confidence`, `place_unknown`...)."""
+    def facets(self, filters: ReviewFilters = ReviewFilters()) -> dict[str, list[str]]:
+        """Distinct values of the filterable columns among flagged predictions (for pickers)
+        of the regions `filters` keep to; `review_reason`: the kinds of review reasons
+        (`low_confidence`, `place_unknown`...)."""
         out: dict[str, list[str]] = {}
-        flagged = PredictionRecord.needs_review.is_(True)
+        flagged = and_(PredictionRecord.needs_review.is_(True), filters.region_filter())
         with Session(self.engine) as session:
             for name in ("district", "category", "reason", "agency", "source"):
                 column = getattr(PredictionRecord, name)
@@ -171,6 +184,19 @@ class ReviewQueue:
             )
             kinds = {c.partition(":")[0] for combo in combos for c in combo.split("|") if c}
         out["review_reason"] = sorted(kinds)
+        return out
+
+    def regions_of(self, ids: Sequence[str]) -> dict[str, str | None]:
+        """prediction_id → region (None: written before regions) of the stored ones among
+        `ids`."""
+        wanted = sorted(set(ids))
+        out: dict[str, str | None] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(wanted), 500):
+                q = select(PredictionRecord.prediction_id, PredictionRecord.region).where(
+                    PredictionRecord.prediction_id.in_(wanted[start : start + 500])
+                )
+                out.update({pid: region for pid, region in session.execute(q)})
         return out
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from cur_ml.store.correction_record import DERIVED, CorrectionRecord, is_undo, taken_back
 from cur_ml.store.db import Base
 from cur_ml.store.predictions import HEAD_FIELDS, PredictionRecord
+from cur_ml.store.regions import region_in
 
 __all__ = [
     "ReviewProgress",
@@ -164,11 +165,21 @@ def histories(engine: Engine, ids: Sequence[str]) -> dict[str, list[CorrectionRe
     return out
 
 
-def pending_texts(engine: Engine, limit: int) -> dict[str, str]:
-    """prediction_id → text of the newest `limit` appeals waiting for review."""
+def pending_texts(
+    engine: Engine,
+    limit: int,
+    regions: Sequence[str] | None = None,
+    default_region: str | None = None,
+) -> dict[str, str]:
+    """prediction_id → text of the newest `limit` appeals waiting for review (of `regions`
+    only when given; rows without a region are `default_region`'s)."""
     q = (
         select(PredictionRecord.prediction_id, PredictionRecord.appeal)
-        .where(PredictionRecord.needs_review.is_(True), ~reviewed())
+        .where(
+            PredictionRecord.needs_review.is_(True),
+            ~reviewed(),
+            region_in(PredictionRecord.region, regions, default_region),
+        )
         .order_by(PredictionRecord.created_at.desc())
         .limit(limit)
     )

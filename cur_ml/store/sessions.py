@@ -42,7 +42,7 @@ _TOUCH_EVERY = timedelta(seconds=60)
 _KEEP_ENDED = timedelta(days=7)
 #: The columns of `users` a session looks at (its model lives in cur_ml.store.users, which
 #: imports this module to end sessions on revocation).
-_USERS = table("users", column("id"), column("revoked_at"))
+_USERS = table("users", column("id"), column("revoked_at"), column("regions"))
 
 
 class SessionRecord(Base):
@@ -66,6 +66,9 @@ class SessionRecord(Base):
     #: The absolute end, however busy the session is.
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Not a column: the account's regions (`users.regions`), read with the session by
+    #: `SessionRepository.get`, so a change of them holds from the next page on.
+    account_regions = None  # str | None; a plain attribute, not mapped
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ class SessionRepository:
         now = now or datetime.now(UTC)
         key = session_key(raw)
         q = (
-            select(SessionRecord, _USERS.c.revoked_at)
+            select(SessionRecord, _USERS.c.revoked_at, _USERS.c.regions)
             .outerjoin(_USERS, _USERS.c.id == SessionRecord.user_id)
             .where(SessionRecord.id == key)
         )
@@ -133,9 +136,10 @@ class SessionRepository:
             found = session.execute(q).first()
         if found is None:
             return None
-        record, revoked_at = found
+        record, revoked_at, regions = found
         if record.ended_at is not None or revoked_at is not None:
             return None
+        record.account_regions = regions
         if now >= aware(record.expires_at) or now - aware(record.last_seen_at) > self.idle:
             return None
         if now - aware(record.last_seen_at) >= _TOUCH_EVERY:

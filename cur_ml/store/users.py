@@ -13,6 +13,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
@@ -23,10 +24,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cur_ml.errors import AccountError
+from cur_ml.settings import REGION_CODE
 from cur_ml.store.db import Base
 from cur_ml.store.sessions import SessionRecord
 
-__all__ = ["ROLES", "Role", "User", "UserRepository", "clean_name"]
+__all__ = [
+    "ROLES",
+    "Role",
+    "User",
+    "UserRepository",
+    "account_regions",
+    "clean_name",
+    "region_list",
+]
 
 Role = Literal["operator", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -43,6 +53,27 @@ _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 def clean_name(name: str) -> str:
     """A person's name as the corrections log keeps it: one line, single spaces, 64 chars."""
     return " ".join(_NAME_JUNK.sub(" ", name).split())[:64]
+
+
+def account_regions(stored: str | None, default: str) -> tuple[str, ...]:
+    """The regions of an account as `users.regions` keeps them (NULL: `default`, the
+    deployment's default region: accounts made before regions work there)."""
+    return tuple(code for code in (stored or default).split(",") if code)
+
+
+def region_list(regions: Sequence[str]) -> str:
+    """Region codes as `users.regions` keeps them (comma-separated, each once); an empty list
+    or a code that is not one is an `AccountError` naming it."""
+    codes = list(dict.fromkeys(code.strip() for code in regions))
+    if not codes:
+        raise AccountError("an account needs at least one region")
+    bad = [code for code in codes if not REGION_CODE.match(code)]
+    if bad:
+        raise AccountError(f"{bad[0]!r} is not a region code (like spb or krd)")
+    text = ",".join(codes)
+    if len(text) > 256:
+        raise AccountError("too many regions for one account (256 characters of codes at most)")
+    return text
 
 
 class User(Base):
@@ -63,6 +94,11 @@ class User(Base):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def region_codes(self, default: str) -> tuple[str, ...]:
+        """The regions the account works in (`default`: the deployment's default region, the
+        region of accounts made before regions)."""
+        return account_regions(self.regions, default)
 
 
 class _Verified:
@@ -99,13 +135,16 @@ class UserRepository:
         self.engine = engine
         self._verified = _Verified()
 
-    def add(self, name: str, role: str) -> tuple[User, str]:
-        """A new account and its token (the only time the token exists in the clear)."""
+    def add(self, name: str, role: str, regions: Sequence[str] | None = None) -> tuple[User, str]:
+        """A new account and its token (the only time the token exists in the clear).
+        `regions`: the codes it works in (None: the deployment's default region, kept as
+        NULL; the caller checks that the deployment serves them)."""
         clean = clean_name(name)
         if not clean:
             raise AccountError("an account needs a name (letters, not only spaces)")
         if role not in ROLES:
             raise AccountError(f"unknown role {role!r}: expected {' or '.join(ROLES)}")
+        codes = region_list(regions) if regions is not None else None
         for _attempt in range(5):  # another token when its lookup characters are taken
             token = secrets.token_urlsafe(32)
             user = User(
@@ -113,6 +152,7 @@ class UserRepository:
                 role=role,
                 token_lookup=token[:LOOKUP_CHARS],
                 token_hash=_HASHER.hash(token),
+                regions=codes,
                 created_at=datetime.now(UTC),
             )
             try:
@@ -143,6 +183,18 @@ class UserRepository:
         q = select(User.id).where(User.revoked_at.is_(None), User.role.in_(roles)).limit(1)
         with self.engine.connect() as conn:
             return conn.execute(q).first() is not None
+
+    def set_regions(self, name: str, regions: Sequence[str]) -> User:
+        """Change the regions an account works in; its sessions see the change at their next
+        page (they read the account's regions on every request)."""
+        codes = region_list(regions)
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            user = session.scalar(select(User).where(User.name == clean_name(name)))
+            if user is None:
+                shown = clean_name(name)
+                raise AccountError(f"no account named {shown!r} (see: cur-ml users list)")
+            user.regions = codes
+            return user
 
     def revoke(self, name: str) -> User:
         """End an account and every console session it has, at once."""
