@@ -41,6 +41,7 @@ __all__ = [
     "Prediction",
     "PredictionDetail",
     "ReloadResult",
+    "RetrainRequest",
     "RetrainRunInfo",
     "RetrainRuns",
     "ReviewItem",
@@ -570,6 +571,7 @@ class ReviewItem(BaseModel):
         None, description="`due_at` уже прошёл (null: срока нет); такие идут первыми."
     )
     model_version: str
+    region: str | None = Field(None, description="Регион обращения (его модель ответила).")
 
 
 class ReviewCounts(BaseModel):
@@ -600,6 +602,7 @@ class PredictionDetail(BaseModel):
     created_at: str
     model_version: str
     request_id: str | None
+    region: str | None = Field(None, description="Регион обращения (его модель ответила).")
     appeal: dict[str, Any] = Field(description="Обращение, как оно пришло.")
     prediction: dict[str, Any] = Field(description="Ответ, как он был отправлен.")
     corrections: list[Correction] = Field(description="История исправлений, от старых к новым.")
@@ -641,6 +644,17 @@ class RetrainRunInfo(BaseModel):
     worker: str | None = Field(None, description="Процесс `cur-ml worker`, который его ведёт.")
     claimed_at: str | None = Field(None, description="Когда работник взял задачу.")
     heartbeat_at: str | None = Field(None, description="Последний признак жизни работника.")
+    region: str | None = Field(None, description="Регион, чью модель переобучают.")
+
+
+class RetrainRequest(BaseModel):
+    """What to retrain (an empty body, or none: the deployment's default region)."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"region": "krd"}]})
+
+    region: RegionCode | None = Field(
+        None, description="Регион, чью модель переобучить; без него — регион по умолчанию."
+    )
 
 
 class RetrainRuns(BaseModel):

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from cur_ml.api.access import AdminRegions
 from cur_ml.api.deps import (
     AdminAuth,
     CorrectionsDep,
+    RegionsDep,
     RetrainJobsDep,
-    SlotDep,
+    ReviewQueueDep,
     WriterDep,
     store_errors,
 )
@@ -46,11 +48,13 @@ router = APIRouter(prefix="/v1/admin", tags=["corrections"], strict_content_type
 )
 def post_admin_corrections(
     identity: AdminAuth,
+    access: AdminRegions,
     body: AdminCorrectionsRequest,
     corrections: CorrectionsDep,
     writer: WriterDep,
     jobs: RetrainJobsDep,
-    slot: SlotDep,
+    regions: RegionsDep,
+    queue: ReviewQueueDep,
 ) -> JSONResponse:
     """As `POST /v1/corrections` (same checks, same answer), except that an item with
     `allow_new_label: true` may carry a label the served model does not know. The label is
@@ -60,8 +64,10 @@ def post_admin_corrections(
     return accept_corrections(
         body.corrections,
         identity=identity,
+        access=access,
         source="admin",
-        slot=slot,
+        regions=regions,
+        queue=queue,
         corrections=corrections,
         writer=writer,
         jobs=jobs,

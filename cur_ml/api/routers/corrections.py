@@ -1,8 +1,10 @@
 """`POST /v1/corrections` (operators say what a field should have been) and `GET` their history.
 
-A correction carries a label of the served model (or one an admin approved); a corrected
-reason moves the category and urgency its taxonomy ties to it. One that names the version of
-the labels it was based on (`base_version`) is refused (409) when someone changed them since.
+A correction carries a label of the model of its prediction's region (or one an admin
+approved); a corrected reason moves the category and urgency its taxonomy ties to it. One that
+names the version of the labels it was based on (`base_version`) is refused (409) when someone
+changed them since. A prediction of a region the caller does not work in is answered as one
+that does not exist.
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from cur_ml.api.access import OperatorRegions, RegionFilter, region_scope
 from cur_ml.api.deps import (
     CorrectionsDep,
     OperatorAuth,
+    RegionsDep,
     RetrainJobsDep,
-    SlotDep,
+    ReviewQueueDep,
     WriterDep,
     store_errors,
 )
 from cur_ml.api.fields import QueryTime, Text
 from cur_ml.api.logs import request_id_var
-from cur_ml.api.model_slot import ModelSlot
+from cur_ml.api.region_models import RegionModels
 from cur_ml.api.schemas import (
     AdminCorrectionItem,
     CorrectableField,
@@ -35,12 +39,13 @@ from cur_ml.api.schemas import (
     ErrorBody,
     StaleVersionBody,
 )
-from cur_ml.auth import Identity
+from cur_ml.auth import Identity, RegionAccess
 from cur_ml.errors import IdempotencyKeyReusedError, StaleVersionError, UnknownPredictionError
 from cur_ml.retrain.approvals import LabelBook, contradictions
 from cur_ml.retrain.jobs import RetrainJobs
 from cur_ml.store.corrections import CorrectionIn, CorrectionRepository, Stored
 from cur_ml.store.label_approvals import LabelApprovalRepository
+from cur_ml.store.review import ReviewQueue
 from cur_ml.store.writer import PredictionWriter
 
 __all__ = ["AUTH_ERRORS", "CORRECTION_ERRORS", "accept_corrections", "router"]
@@ -52,6 +57,7 @@ router = APIRouter(prefix="/v1", tags=["corrections"], strict_content_type=False
 
 #: Seconds to wait for the prediction writer before calling a prediction_id unknown.
 FLUSH_SECONDS = 5.0
+_UNKNOWN_ID = "unknown prediction_id: no such prediction served"
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Нет токена"},
@@ -108,9 +114,7 @@ def _store(
             if attempt == 1:
                 writer.flush(FLUSH_SECONDS)
                 continue
-            raise _problems(
-                exc.positions, "prediction_id", "unknown prediction_id: no such prediction served"
-            ) from None
+            raise _problems(exc.positions, "prediction_id", _UNKNOWN_ID) from None
         except IdempotencyKeyReusedError as exc:
             raise _problems(
                 exc.positions,
@@ -163,23 +167,68 @@ def _authors(
     return [identity.name] * len(body)
 
 
+def _region_of_request(
+    body: list[CorrectionItem] | list[AdminCorrectionItem],
+    access: RegionAccess,
+    queue: ReviewQueue,
+    writer: PredictionWriter,
+) -> tuple[str, list[int]]:
+    """The region whose model judges the request (its predictions' region), and the
+    positions whose prediction the caller cannot know: not stored, or of a region the caller
+    does not work in. Both kinds are found, waited for and answered alike, so that the
+    answer never tells that another region's prediction exists. Predictions of two of the
+    caller's regions in one request are a 422: each region has its own labels."""
+    ids = [c.prediction_id for c in body]
+    with store_errors():
+        found = queue.regions_of(ids)
+        if any(pid not in found or not access.sees(found[pid]) for pid in ids):
+            writer.flush(FLUSH_SECONDS)  # answered a moment ago: may wait in the queue
+            found = queue.regions_of(ids)
+    region_at = {
+        i: access.region_of(found[pid])
+        for i, pid in enumerate(ids)
+        if pid in found and access.sees(found[pid])
+    }
+    hidden = [i for i in range(len(ids)) if i not in region_at]
+    if not region_at:  # nothing known: judged by the caller's first region's model
+        return (access.regions or (access.default,))[0], hidden
+    first = region_at[min(region_at)]
+    mixed = {
+        i: [
+            f"this prediction is of region {r!r}, the request's first of {first!r}: "
+            "corrections of one request belong to one region"
+        ]
+        for i, r in region_at.items()
+        if r != first
+    }
+    if mixed:
+        raise _named(mixed, "prediction_id")
+    return first, hidden
+
+
 def accept_corrections(
     body: list[CorrectionItem] | list[AdminCorrectionItem],
     *,
     identity: Identity | None,
+    access: RegionAccess,
     source: str,
-    slot: ModelSlot,
+    regions: RegionModels,
+    queue: ReviewQueue,
     corrections: CorrectionRepository,
     writer: PredictionWriter,
     jobs: RetrainJobs,
 ) -> JSONResponse:
-    """Check the labels against the served model, store with the followers of each corrected
-    reason, start an automatic retrain if due; the answer of both correction routes."""
-    book = LabelBook.of(slot.require())
+    """Check the labels against the model of the predictions' region, store with the
+    followers of each corrected reason, start an automatic retrain if due; the answer of
+    both correction routes."""
+    region, hidden = _region_of_request(body, access, queue, writer)
+    book = LabelBook.of(regions.get(region).slot.require())
     new = _new_labels(body, book, LabelApprovalRepository(corrections.engine))
     clashes = contradictions([(c.prediction_id, c.field, c.value) for c in body], book)
     if clashes:
         raise _named(clashes, "value")
+    if hidden:  # as the store answers an unknown prediction_id
+        raise _problems(hidden, "prediction_id", _UNKNOWN_ID)
     authors = _authors(body, identity)
     items = [
         CorrectionIn(
@@ -263,31 +312,37 @@ def _auto_retrain(jobs: RetrainJobs) -> None:
 )
 def post_corrections(
     identity: OperatorAuth,
+    access: OperatorRegions,
     body: CorrectionsRequest,
     corrections: CorrectionsDep,
     writer: WriterDep,
     jobs: RetrainJobsDep,
-    slot: SlotDep,
+    regions: RegionsDep,
+    queue: ReviewQueueDep,
 ) -> JSONResponse:
     """Store the corrections of one request in one transaction; the answer comes after the
     commit, so a 2xx correction is durable. `old_value` is the field's value in force before
     (its previous correction, else the prediction). A correction with the predicted value is
     an acceptance: the prediction leaves the review queue all the same.
 
-    A value must be a label of the served model (`GET /v1/model`) or one an admin approved
-    (`POST /v1/admin/corrections` with `allow_new_label`); anything else is a 422 naming the
-    item and the closest labels. A reason that changes moves the category and urgency its
-    taxonomy ties to it (`derived` in its answer), unless those were corrected on their own
-    for that prediction; a category or urgency in the same request that contradicts the
-    reason is a 422 naming both.
+    A value must be a label of the model of the prediction's region (`GET /v1/model?region=`)
+    or one an admin approved (`POST /v1/admin/corrections` with `allow_new_label`); anything
+    else is a 422 naming the item and the closest labels. The predictions of one request
+    belong to one region; a personal account corrects only its regions' predictions (another
+    region's `prediction_id` is answered as an unknown one). A reason that changes moves the
+    category and urgency its taxonomy ties to it (`derived` in its answer), unless those were
+    corrected on their own for that prediction; a category or urgency in the same request
+    that contradicts the reason is a 422 naming both.
 
     201 when anything new was stored, 200 when every item was a repeat of its
     `idempotency_key` (`created: false`, the stored record returned)."""
     return accept_corrections(
         body.corrections,
         identity=identity,
+        access=access,
         source="api",
-        slot=slot,
+        regions=regions,
+        queue=queue,
         corrections=corrections,
         writer=writer,
         jobs=jobs,
@@ -302,6 +357,7 @@ def post_corrections(
 )
 def list_corrections(
     _auth: OperatorAuth,
+    access: OperatorRegions,
     corrections: CorrectionsDep,
     since: Annotated[
         QueryTime | None,
@@ -321,8 +377,11 @@ def list_corrections(
         Query(ge=0, le=2**63 - 1, description="`next_cursor` предыдущей страницы; 0 — с начала."),
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1_000, description="Размер страницы.")] = 100,
+    region: RegionFilter = None,
 ) -> dict[str, Any]:
-    """Corrections in the order they were stored; follow `next_cursor` until it is null."""
+    """Corrections in the order they were stored; follow `next_cursor` until it is null. A
+    personal account sees those of its regions only (`region`: one of them)."""
+    scope = region_scope(access, region)
     with store_errors():
         rows = corrections.query(
             since=since,
@@ -332,6 +391,8 @@ def list_corrections(
             prediction_id=prediction_id,
             after_id=cursor,
             limit=limit + 1,
+            regions=scope,
+            default_region=access.default,
         )
     page = rows[:limit]
     return {

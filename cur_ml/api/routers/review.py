@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from cur_ml.api.access import OperatorRegions, RegionFilter, region_scope
 from cur_ml.api.deps import OperatorAuth, ReviewQueueDep, store_errors
 from cur_ml.api.fields import QueryTime, Text
 from cur_ml.api.routers.corrections import AUTH_ERRORS
@@ -22,9 +23,12 @@ router = APIRouter(prefix="/v1", tags=["review"])
 _Text = Annotated[Text | None, Query(max_length=512)]
 
 
-def review_item(record: PredictionRecord, now: datetime | None = None) -> dict[str, Any]:
+def review_item(
+    record: PredictionRecord, now: datetime | None = None, default_region: str | None = None
+) -> dict[str, Any]:
     """A prediction summary for the operator: the appeal's text and place, the four labels,
-    how sure the model was and why it asks for review."""
+    how sure the model was and why it asks for review, its region (`default_region` for
+    predictions made before regions)."""
     pred, appeal = record.prediction or {}, record.appeal or {}
     return {
         "prediction_id": record.prediction_id,
@@ -45,6 +49,7 @@ def review_item(record: PredictionRecord, now: datetime | None = None) -> dict[s
         "due_at": pred.get("due_at"),
         "overdue": overdue(record, now),
         "model_version": record.model_version,
+        "region": record.region or default_region,
     }
 
 
@@ -62,7 +67,9 @@ def overdue(record: PredictionRecord, now: datetime | None = None) -> bool | Non
 )
 def review_queue(
     _auth: OperatorAuth,
+    access: OperatorRegions,
     queue: ReviewQueueDep,
+    region: RegionFilter = None,
     district: Annotated[Text | None, Query(max_length=256, description="Район.")] = None,
     category: _Text = None,
     agency: _Text = None,
@@ -100,7 +107,10 @@ def review_queue(
     first, then high urgency, the least confident, the nearest deadline, the oldest. One
     leaves the queue when every field its `review_reasons` name is corrected or confirmed (a
     confirmation is a correction with the value in force; a corrected reason also settles the
-    category and urgency it brings); `GET /v1/predictions/{id}` says which are still open."""
+    category and urgency it brings); `GET /v1/predictions/{id}` says which are still open.
+
+    A personal account sees the appeals of its regions only (`region`: one of them); the
+    environment operator and admin tokens see every region's."""
     filters = ReviewFilters(
         district=district,
         category=category,
@@ -112,13 +122,15 @@ def review_queue(
         reason=reason,
         review_reason=review_reason,
         search=q,
+        regions=region_scope(access, region),
+        default_region=access.default,
     )
     now = datetime.now(UTC)
     with store_errors():
         records = queue.page(filters, offset=offset, limit=limit, now=now)
         counts = queue.counts(filters, now=now)
     return {
-        "items": [review_item(r, now) for r in records],
+        "items": [review_item(r, now, access.default) for r in records],
         "counts": counts,
         "offset": offset,
         "limit": limit,
