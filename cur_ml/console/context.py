@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import parse_qsl, urlencode
 
+from cur_ml.auth import RegionAccess
 from cur_ml.console.web import MSK
 from cur_ml.store.review import ReviewFilters
 
 __all__ = ["QueueContext"]
 
-_TEXT = ("district", "category", "agency", "source", "reason", "review", "q")
+_TEXT = ("district", "category", "agency", "source", "reason", "review", "q", "region")
 _LIMIT = 512
 _URGENCIES = ("high", "medium", "low")
 _RU_DAY = re.compile(r"\d{1,2}\.\d{1,2}\.\d{4}")
@@ -64,6 +65,8 @@ class QueueContext:
     review: str = ""
     #: Words to find in the appeal's text.
     q: str = ""
+    #: One of the person's regions (empty: all of them).
+    region: str = ""
     urgency: str = ""
     since: str = ""
     until: str = ""
@@ -103,9 +106,13 @@ class QueueContext:
     def active(self) -> bool:
         return any(getattr(self, k) for k in (*_TEXT, "urgency", "since", "until"))
 
-    def filters(self) -> ReviewFilters:
-        """The store's filters; dates are days in Moscow time, `until` inclusive."""
+    def filters(self, access: RegionAccess | None = None) -> ReviewFilters:
+        """The store's filters; dates are days in Moscow time, `until` inclusive. With
+        `access`, only the person's regions (the chosen one when it is theirs)."""
         until = _msk_midnight(self.until) + timedelta(days=1) if self.until else None
+        regions = None
+        if access is not None:
+            regions = access.scope(self.region if self.region in access.regions else None)
         return ReviewFilters(
             **{k: getattr(self, k) or None for k in ("district", "category", "agency", "source")},
             reason=self.reason or None,
@@ -114,6 +121,8 @@ class QueueContext:
             search=self.q or None,
             since=_msk_midnight(self.since) if self.since else None,
             until=until,
+            regions=regions,
+            default_region=access.default if access is not None else None,
         )
 
     def with_(self, **changes: object) -> QueueContext:

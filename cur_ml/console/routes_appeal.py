@@ -30,14 +30,16 @@ from cur_ml.console.web import (
     HEADS,
     URGENCY_TITLES,
     Stores,
+    access_of,
     find_appeal,
     gate,
     message,
     redirect,
+    region_model,
     render,
+    settings_of,
 )
 from cur_ml.errors import IdempotencyKeyReusedError, StaleVersionError, StoreBusyError
-from cur_ml.retrain.approvals import LabelBook
 from cur_ml.store.claiming import Hold
 from cur_ml.store.corrections import CorrectionIn, effective_labels
 from cur_ml.store.review_progress import done_ids, live_rows
@@ -60,13 +62,18 @@ _APPEAL_FIELDS = (
 _URGENCY_CODES = {title: code for code, title in URGENCY_TITLES.items()}
 
 
-def _labels(request: Request) -> dict[str, list[str]]:
-    """Label sets of the model in service (empty while none is loaded)."""
-    model = getattr(request.app.state.slot, "model", None)
+def _labels(request: Request, region: str) -> dict[str, list[str]]:
+    """Label sets of the region's model (empty while it has none loaded)."""
+    model = region_model(request, region)
     if model is None:
         return {}
     labels = model.manifest.get("labels") or model.label_sets()
     return {head: [str(v) for v in labels.get(head, [])] for head in HEADS}
+
+
+def _region(request: Request, session: ConsoleSession, record: Any) -> str:
+    """The appeal's region (one recorded before regions: the default region)."""
+    return access_of(request, session).region_of(record.region)
 
 
 def _allowed(head: str, record: Any, labels: dict[str, list[str]]) -> set[str]:
@@ -134,8 +141,7 @@ def _store(
     """Store corrections as the API does (a changed reason moves category and urgency with
     it; then maybe an automatic retrain); a page on failure: the card as it is now with what
     changed when the page was based on an older version (409)."""
-    model = getattr(request.app.state.slot, "model", None)
-    follow = LabelBook.of(model).follows if model is not None else None
+    follow = follow_of(request, _region(request, session, record))
     try:
         stored = found.corrections.add(items, follow=follow).items
     except StaleVersionError as exc:
@@ -204,9 +210,10 @@ def _card(
     conflict: list[Any] | None = None,
     hold: Hold | None = None,
 ) -> HTMLResponse:
+    region = _region(request, session, record)
     history = found.corrections.query(prediction_id=record.prediction_id, limit=1000)
-    review = review_view(record, history, follow_of(request))
-    heads = _heads(record, live_rows(history), _labels(request))
+    review = review_view(record, history, follow_of(request, region))
+    heads = _heads(record, live_rows(history), _labels(request, region))
     for h in heads:
         h["needed"] = h["head"] in review.verdict.needed
         h["open"] = h["head"] in review.verdict.missing
@@ -246,6 +253,8 @@ def _card(
             "new_key": lambda: secrets.token_urlsafe(18),
             "notice": notice,
             "error": error,
+            # The region badge, where the deployment serves more than one.
+            "region": region if len(settings_of(request).all_regions()) > 1 else "",
         },
         session=session,
         status=status,
@@ -325,7 +334,8 @@ def correct(
     if action == "accept_all":
         # Every field nobody has settled yet, at the value it has now (a reason's followers
         # are settled by it).
-        settled = review_view(record, history, follow_of(request)).verdict.settled
+        follow = follow_of(request, _region(request, session, record))
+        settled = review_view(record, history, follow).verdict.settled
         current = effective_labels(record, history)
         items = [
             CorrectionIn(
@@ -354,7 +364,8 @@ def correct(
     if not chosen:
         error = f"{HEAD_TITLES[field]}: выберите значение из списка."
         return _card(request, session, found, record, context, error=error, status=422)
-    chosen, error = _resolve(field, chosen, _allowed(field, record, _labels(request)))
+    labels = _labels(request, _region(request, session, record))
+    chosen, error = _resolve(field, chosen, _allowed(field, record, labels))
     if error:
         return _card(request, session, found, record, context, error=error, status=422)
     before = latest[field].new_value if field in latest else str(getattr(record, field))

@@ -16,7 +16,16 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import OperationalError
 
 from cur_ml.console.team import acting, follow_of, parse_version, review_log
-from cur_ml.console.web import gate, message, not_ready, redirect, render, settings_of, stores
+from cur_ml.console.web import (
+    access_of,
+    gate,
+    message,
+    not_ready,
+    redirect,
+    render,
+    settings_of,
+    stores,
+)
 from cur_ml.errors import StaleVersionError, StoreBusyError, UndoRefusedError
 from cur_ml.store.correction_record import DERIVED
 
@@ -62,7 +71,12 @@ def mine(request: Request, msg: str = "") -> Response:
     if found is None:
         return not_ready(request, session)
     now = datetime.now(UTC)
-    items = review_log(request, found).mine(acting(session).name, limit=50, now=now)
+    access = access_of(request, session)
+    items = [
+        r
+        for r in review_log(request, found).mine(acting(session).name, limit=50, now=now)
+        if access.sees(r.record.region)  # a shared name, or regions taken away since
+    ]
     return render(
         request,
         "mine.html",
@@ -93,12 +107,17 @@ def undo(
     if found is None:
         return not_ready(request, session)
     log = review_log(request, found)
+    access = access_of(request, session)
+    record = found.predictions.get(prediction_id[:64])
     try:
+        if record is None or not access.sees(record.region):
+            # Not the person's to undo: refused as an appeal they never corrected is.
+            raise UndoRefusedError(f"nothing of yours to undo on {prediction_id[:64]!r}")
         log.undo(
-            prediction_id[:64],
+            record.prediction_id,
             acting(session).name,
             base_version=parse_version(base),
-            follow=follow_of(request),
+            follow=follow_of(request, access.region_of(record.region)),
         )
     except (StaleVersionError, UndoRefusedError) as exc:
         changed = isinstance(exc, StaleVersionError) or exc.changed_after

@@ -1,14 +1,27 @@
-"""The model in service, and (for admins) the retraining runs and a button to start one."""
+"""The model of each of the person's regions, and (for admins) its retraining runs and a
+button to start one."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from cur_ml.console.retrain_text import run_row
-from cur_ml.console.web import HEADS, gate, message, not_ready, redirect, render, stores
+from cur_ml.auth import RegionAccess
+from cur_ml.console.retrain_text import STATUS_TITLES, run_row
+from cur_ml.console.web import (
+    HEADS,
+    access_of,
+    gate,
+    message,
+    not_ready,
+    redirect,
+    region_model,
+    render,
+    stores,
+)
 from cur_ml.store.operator_stats import daily_counts
 
 __all__ = ["router"]
@@ -54,48 +67,100 @@ def _decision_reasons(manifest: dict[str, Any]) -> list[str]:
     return decision.get("reasons_ru") or decision.get("reasons") or []
 
 
-def _live_state(request: Request) -> tuple[str, bool]:
-    """What the page shows that a retrain changes (the served version, the newest run and
-    its status), and whether to keep watching: a job is queued or running, or the newest
-    run was promoted and the service has not loaded its model yet."""
-    model = request.app.state.slot.model
+def _chosen(access: RegionAccess, region: str | None) -> str | None:
+    """The region the page shows: the one asked for when it is the person's, else their
+    first (None: they work in no region this deployment serves)."""
+    mine = access.regions
+    if region in mine:
+        return region
+    return mine[0] if mine else None
+
+
+def _page_url(region: str, access: RegionAccess, path: str = "", **params: str) -> str:
+    """The model page (or its `path`) of `region`, named only where the person has several."""
+    query = urlencode({**({"region": region} if access.several else {}), **params})
+    return f"/console/model{path}" + (f"?{query}" if query else "")
+
+
+def _live_state(request: Request, region: str) -> tuple[str, bool]:
+    """What the page shows that a retrain changes (the region's served version, its newest
+    run and that run's status), and whether to keep watching: a job of the region is queued
+    or running, or its newest run was promoted and the service has not loaded its model yet."""
+    model = region_model(request, region)
     version = model.version if model is not None else ""
     found = stores(request)
     jobs = found.retrain_jobs if found is not None else None
     if jobs is None:
         return version, False
-    newest = next(iter(jobs.runs.recent(1)), None)
+    newest = next(iter(jobs.runs.recent(1, regions=(region,))), None)
     if newest is None:
         return version, False
     challenger = (newest.result or {}).get("challenger_version")
     loading = newest.status == "promoted" and bool(challenger) and challenger != version
-    waiting = newest.status in ("queued", "running") or loading or jobs.busy
+    waiting = newest.status in ("queued", "running") or loading
     return f"{version}|{newest.id}|{newest.status}", waiting
 
 
-@router.get("/model", response_class=HTMLResponse, summary="Модель в работе и переобучения")
-def model_page(request: Request, msg: str = "") -> Response:
+def _overview(request: Request, access: RegionAccess, jobs: Any) -> list[dict]:
+    """Per region of the person: the version served (None: not loaded in this process
+    yet) and the job queued or running."""
+    status = {s["region"]: s for s in request.app.state.regions.status()}
+    out = []
+    for region in access.regions:
+        current = jobs.current(region) if jobs is not None else None
+        out.append(
+            {
+                "region": region,
+                "version": (status.get(region) or {}).get("model_version"),
+                "job": STATUS_TITLES.get(current.status, current.status) if current else "",
+                "url": _page_url(region, access),
+            }
+        )
+    return out
+
+
+@router.get("/model", response_class=HTMLResponse, summary="Модели регионов и переобучения")
+def model_page(request: Request, msg: str = "", region: str = "") -> Response:
     session = gate(request)
     if isinstance(session, Response):
         return session
-    slot = request.app.state.slot
-    model = slot.model
+    access = access_of(request, session)
+    chosen = _chosen(access, region or None)
+    if chosen is None:
+        return message(
+            request,
+            session,
+            "Нет регионов",
+            "Ваша учётная запись не работает ни в одном регионе этого развёртывания.",
+            403,
+        )
+    model = region_model(request, chosen)
+    serving = request.app.state.regions.peek(chosen)
+    slot = serving.slot if serving is not None else None
     manifest = model.manifest if model is not None else {}
     data = manifest.get("data") or {}
     found = stores(request)
     jobs = found.retrain_jobs if found is not None else None
     admin_jobs = jobs if session.is_admin else None
-    runs = [run_row(r) for r in admin_jobs.runs.recent(10)] if admin_jobs is not None else []
-    state, waiting = _live_state(request)
+    runs = (
+        [run_row(r) for r in admin_jobs.runs.recent(10, regions=(chosen,))]
+        if admin_jobs is not None
+        else []
+    )
+    state, waiting = _live_state(request, chosen)
+    several = len(access.served) > 1
     return render(
         request,
         "model.html",
         {
             "model": model,
+            "region": chosen if several else "",
+            "retrain_region": chosen,
+            "regions": _overview(request, access, jobs) if several else [],
             "version": model.version if model is not None else "",
-            "load_error": slot.error or "",
+            "load_error": (slot.error if slot is not None else None) or "",
             "created_at": manifest.get("created_at"),
-            "loaded_at": slot.loaded_at,
+            "loaded_at": slot.loaded_at if slot is not None else None,
             "data_sha": data.get("sha256") or "",
             "data_rows": data.get("rows"),
             "decision_reasons": _decision_reasons(manifest),
@@ -103,13 +168,21 @@ def model_page(request: Request, msg: str = "") -> Response:
             "tables": _metric_tables(manifest.get("metrics") or {}),
             "runs": runs,
             "jobs": jobs,
-            "busy": bool(jobs is not None and jobs.busy),
+            "busy": bool(jobs is not None and jobs.current(chosen) is not None),
             "live_state": state,
             "waiting": waiting,
+            "state_url": _page_url(chosen, access, "/state"),
             "poll_seconds": POLL_SECONDS,
             "notice": _NOTICES.get(msg, ""),
             "per_operator": (
-                daily_counts(found.corrections.engine, days=7) if found is not None else []
+                daily_counts(
+                    found.corrections.engine,
+                    days=7,
+                    regions=(chosen,),
+                    default_region=access.default,
+                )
+                if found is not None
+                else []
             ),
         },
         session=session,
@@ -117,18 +190,21 @@ def model_page(request: Request, msg: str = "") -> Response:
 
 
 @router.get("/model/state", summary="Состояние переобучения (для самообновления страницы)")
-def model_state(request: Request) -> Response:
+def model_state(request: Request, region: str = "") -> Response:
     """What the model page polls while a retrain is under way: it reloads when `state`
     differs from the one it was rendered with."""
     session = gate(request)
     if isinstance(session, Response):
         return session
-    state, waiting = _live_state(request)
+    chosen = _chosen(access_of(request, session), region or None)
+    state, waiting = _live_state(request, chosen) if chosen is not None else ("", False)
     return JSONResponse({"state": state, "waiting": waiting}, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/model/retrain", summary="Запустить переобучение (администратор)")
-def retrain(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+@router.post("/model/retrain", summary="Запустить переобучение модели региона (администратор)")
+def retrain(
+    request: Request, csrf: Annotated[str, Form()] = "", region: Annotated[str, Form()] = ""
+) -> Response:
     session = gate(request, admin=True)
     if isinstance(session, Response):
         return session
@@ -136,8 +212,18 @@ def retrain(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
         return message(
             request, session, "Форма устарела", "Форма устарела. Откройте страницу ещё раз.", 403
         )
+    access = access_of(request, session)
+    wanted = region or access.default
+    if wanted not in access.regions:  # not served, or not the person's
+        return message(
+            request,
+            session,
+            "Нет доступа",
+            f"Переобучать модель региона «{wanted[:32]}» вы не можете: это не ваш регион.",
+            403,
+        )
     found = stores(request)
     if found is None or found.retrain_jobs is None:
         return not_ready(request, session)
-    run = found.retrain_jobs.start("console")
-    return redirect("/console/model?msg=" + ("started" if run is not None else "busy"))
+    run = found.retrain_jobs.start("console", region=wanted)
+    return redirect(_page_url(wanted, access, msg="started" if run is not None else "busy"))

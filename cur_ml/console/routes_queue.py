@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from cur_ml.console.context import QueueContext
 from cur_ml.console.deadlines import deadline
 from cur_ml.console.team import acting, claims, mark_holders
-from cur_ml.console.web import gate, not_ready, redirect, render, stores
+from cur_ml.console.web import access_of, gate, not_ready, redirect, render, stores
 
 __all__ = ["PAGE_SIZE", "router"]
 
@@ -27,7 +27,7 @@ _NOTICES = {
 }
 
 
-def _row(record, ctx: QueueContext, pos: int, now: datetime) -> dict:
+def _row(record, ctx: QueueContext, pos: int, now: datetime, default_region: str) -> dict:
     """One line of the queue table (everything the template shows of an appeal)."""
     text = str((record.appeal or {}).get("text") or "")
     prediction = record.prediction or {}
@@ -46,6 +46,7 @@ def _row(record, ctx: QueueContext, pos: int, now: datetime) -> dict:
         "snippet": text if len(text) <= 160 else text[:157].rstrip() + "…",
         "issues": prediction.get("review_reasons") or [],
         "due": deadline(getattr(record, "due_at", None), now),
+        "region": getattr(record, "region", None) or default_region,
     }
 
 
@@ -58,7 +59,8 @@ def queue(request: Request, msg: str = "") -> Response:
     if found is None:
         return not_ready(request, session)
     ctx = QueueContext.from_params(request.query_params)
-    filters = ctx.filters()
+    access = access_of(request, session)
+    filters = ctx.filters(access)
     now = datetime.now(UTC)  # one "now" for the order, the counts and the countdowns
     counts = found.review_queue.counts(filters, now=now)
     pages = max(1, math.ceil(counts["pending"] / PAGE_SIZE))
@@ -66,7 +68,7 @@ def queue(request: Request, msg: str = "") -> Response:
         ctx = ctx.with_(page=pages)
     offset = (ctx.page - 1) * PAGE_SIZE
     records = found.review_queue.page(filters, offset=offset, limit=PAGE_SIZE, now=now)
-    rows = [_row(r, ctx, offset + i, now) for i, r in enumerate(records)]
+    rows = [_row(r, ctx, offset + i, now, access.default) for i, r in enumerate(records)]
     mark_holders(rows, claims(request, found), acting(session))
     base = ctx.query(page=False, pos=False)
     sep = "&" if base else ""
@@ -81,7 +83,11 @@ def queue(request: Request, msg: str = "") -> Response:
             "ctx": ctx,
             "rows": rows,
             "counts": counts,
-            "facets": found.review_queue.facets(),
+            "facets": found.review_queue.facets(filters),
+            # A region badge where the deployment serves several; a filter for people who
+            # work in more than one.
+            "show_regions": len(access.served) > 1,
+            "regions": access.regions if access.several else (),
             "page": ctx.page,
             "pages": pages,
             "prev_url": page_url(ctx.page - 1) if ctx.page > 1 else "",
@@ -105,7 +111,7 @@ def next_appeal(request: Request, current: str = "") -> Response:
     if found is None:
         return not_ready(request, session)
     ctx = QueueContext.from_params(request.query_params)
-    filters = ctx.filters()
+    filters = ctx.filters(access_of(request, session))
     me, taking = acting(session), claims(request, found)
     for offset in (ctx.pos, 0):  # past the end: start again from the top
         batch = found.review_queue.page(filters, offset=offset, limit=_LOOK_AHEAD)

@@ -1,7 +1,7 @@
 """Bulk accept of near-identical appeals: the group is shown first, then accepted in one go.
 
-The group of an appeal is the pending appeals with the same normalised text, or whose lemma
-sets reach `CUR_ML_NEAR_DUPLICATE_SIMILARITY` (Jaccard), that nobody else holds. Each
+The group of an appeal is the pending appeals of its region with the same normalised text,
+or whose lemma sets reach `CUR_ML_NEAR_DUPLICATE_SIMILARITY` (Jaccard), that nobody else holds. Each
 appeal is accepted with its own labels as they are now (an acceptance per field not yet
 settled, by the signed-in operator); those whose labels differ from the lead appeal's are
 left unticked. All of it is one transaction, refused whole (409) when any appeal changed
@@ -21,7 +21,16 @@ from sqlalchemy.exc import OperationalError
 
 from cur_ml.console.context import QueueContext
 from cur_ml.console.team import acting, claims, follow_of, parse_version
-from cur_ml.console.web import HEADS, find_appeal, gate, message, redirect, render
+from cur_ml.console.web import (
+    HEADS,
+    access_of,
+    find_appeal,
+    gate,
+    message,
+    redirect,
+    render,
+    settings_of,
+)
 from cur_ml.errors import StaleVersionError, StoreBusyError
 from cur_ml.store.corrections import CorrectionIn, effective_labels
 from cur_ml.store.review_progress import histories, pending_texts, progress_of
@@ -55,10 +64,13 @@ def _member(record: Any, history: list, follow: Any, similarity: float, same: bo
     }
 
 
-def _group(request: Request, found: Any, record: Any, me: str) -> list[dict]:
-    """The lead appeal, then its near-identical pending appeals, the most similar first."""
-    threshold = request.app.state.settings.near_duplicate_similarity
-    texts = pending_texts(found.corrections.engine, _CANDIDATES)
+def _group(request: Request, found: Any, record: Any, me: str, region: str) -> list[dict]:
+    """The lead appeal, then its near-identical pending appeals of its `region`, the most
+    similar first."""
+    settings = settings_of(request)
+    threshold = settings.near_duplicate_similarity
+    engine = found.corrections.engine
+    texts = pending_texts(engine, _CANDIDATES, (region,), settings.default_region)
     texts.pop(record.prediction_id, None)
     taken = claims(request, found).held_by_others(list(texts), me)
     candidates = {pid: t for pid, t in texts.items() if pid not in taken}
@@ -66,8 +78,8 @@ def _group(request: Request, found: Any, record: Any, me: str) -> list[dict]:
     matches = near_duplicates(lead_text, candidates, threshold)[: _GROUP - 1]
     ids = [record.prediction_id, *(m.key for m in matches)]
     stored = {pid: found.predictions.get(pid) for pid in ids}
-    history = histories(found.corrections.engine, ids)
-    follow = follow_of(request)
+    history = histories(engine, ids)
+    follow = follow_of(request, region)
     members = [_member(record, history[record.prediction_id], follow, 1.0, True)]
     members += [
         _member(stored[m.key], history[m.key], follow, m.similarity, m.same_text)
@@ -91,7 +103,8 @@ def _page(
     conflict: list | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    members = _group(request, found, record, acting(session).name)
+    region = access_of(request, session).region_of(record.region)
+    members = _group(request, found, record, acting(session).name, region)
     return render(
         request,
         "similar.html",
@@ -165,13 +178,16 @@ def accept_group(
     taken = claims(request, found).held_by_others(chosen, me.name)
     chosen = [pid for pid in dict.fromkeys(chosen) if pid not in taken]
     history = histories(found.corrections.engine, chosen)
-    follow = follow_of(request)
+    access = access_of(request, session)
+    region = access.region_of(record.region)
+    follow = follow_of(request, region)
     note = " ".join(comment.split())[:2000] or None
-    items = []
+    items, accepted = [], []
     for n, pid in enumerate(chosen):
         member = found.predictions.get(pid)
-        if member is None:
-            continue
+        if member is None or access.region_of(member.region) != region:
+            continue  # only the lead appeal's region: its labels, its operators
+        accepted.append(pid)
         settled = progress_of(member, history[pid], follow).settled
         current = effective_labels(member, history[pid])
         items += [
@@ -198,7 +214,7 @@ def accept_group(
         return message(
             request, session, "Хранилище недоступно", "Не сохранено: повторите через минуту.", 503
         )
-    for pid in chosen:
+    for pid in accepted:
         claims(request, found).release(pid, me.name)
-    url = f"/console/appeals/{quote(record.prediction_id)}/similar?done={len(chosen)}"
+    url = f"/console/appeals/{quote(record.prediction_id)}/similar?done={len(accepted)}"
     return redirect(url + (f"&{ctx}" if ctx else ""))

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from cur_ml.settings import Settings
 from cur_ml.store.sessions import SessionRecord, SessionRepository
+from cur_ml.store.users import account_regions
 
 __all__ = [
     "COOKIE",
@@ -50,18 +51,26 @@ class ConsoleSession:
     name: str = ""
     #: The personal account (None: an environment token).
     user_id: int | None = None
+    #: The regions the account works in (None: every region; an environment token).
+    regions: tuple[str, ...] | None = None
 
     @classmethod
     def anonymous(cls, csrf: str | None = None) -> ConsoleSession:
         return cls(csrf=csrf or secrets.token_urlsafe(24))
 
     @classmethod
-    def of(cls, record: SessionRecord) -> ConsoleSession:
+    def of(cls, record: SessionRecord, default_region: str) -> ConsoleSession:
+        """The session of `record`; an account's regions as they are now (NULL: the
+        deployment's default region)."""
+        regions = None
+        if record.user_id is not None:
+            regions = account_regions(record.account_regions, default_region)
         return cls(
             csrf=record.csrf,
             role=record.role,  # type: ignore[arg-type]
             name=record.name,
             user_id=record.user_id,
+            regions=regions,
         )
 
     @property

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Request
 
 from cur_ml.console.session import ConsoleSession
-from cur_ml.console.web import Stores, settings_of
+from cur_ml.console.web import Stores, region_model, settings_of
 from cur_ml.retrain.approvals import LabelBook
 from cur_ml.store.claiming import Claims
 from cur_ml.store.corrections import Follow
@@ -61,10 +61,10 @@ def mark_holders(rows: list[dict], taking: Claims, me: Actor) -> None:
         row["held_by"] = hold.holder if hold is not None and not hold.is_mine(me.name) else ""
 
 
-def follow_of(request: Request) -> Follow | None:
-    """The served model's taxonomy: the category and urgency a reason brings (None while no
-    model is loaded)."""
-    model: Any = getattr(request.app.state.slot, "model", None)
+def follow_of(request: Request, region: str) -> Follow | None:
+    """The taxonomy of the region's model: the category and urgency a reason brings (None
+    while the region has no model loaded)."""
+    model: Any = region_model(request, region)
     return LabelBook.of(model).follows if model is not None else None
 
 

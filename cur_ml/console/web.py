@@ -14,8 +14,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from cur_ml.auth import RegionAccess
 from cur_ml.auth.identity import env_fingerprint
 from cur_ml.console.session import COOKIE, LOGIN_COOKIE, MAX_AGE, ConsoleSession, enabled
+from cur_ml.errors import CurMlError
 from cur_ml.settings import Settings
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "STATIC_DIR",
     "URGENCY_TITLES",
     "Stores",
+    "access_of",
     "clear_session",
     "console_open",
     "disabled",
@@ -33,6 +36,7 @@ __all__ = [
     "message",
     "not_ready",
     "redirect",
+    "region_model",
     "render",
     "safe_next",
     "session_of",
@@ -145,6 +149,22 @@ def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def access_of(request: Request, session: ConsoleSession) -> RegionAccess:
+    """The regions the signed-in person works in: their account's, or every region of the
+    deployment with an environment token."""
+    return RegionAccess.of(session.regions, settings_of(request))
+
+
+def region_model(request: Request, region: str) -> Any:
+    """The model serving `region`, loaded on first use (None while it has none)."""
+    regions = request.app.state.regions
+    try:
+        return regions.get(region).slot.model
+    except CurMlError:  # still loading, no model for the region yet
+        serving = regions.peek(region)
+        return serving.slot.model if serving is not None else None
+
+
 _UNKNOWN = object()
 
 
@@ -172,7 +192,7 @@ def session_of(request: Request) -> ConsoleSession | None:
         record.env_token is None
         or record.env_token == env_fingerprint(settings_of(request), record.role)
     ):
-        session = ConsoleSession.of(record)
+        session = ConsoleSession.of(record, settings_of(request).default_region)
     request.state.console_session = session
     return session
 
@@ -310,12 +330,13 @@ def find_appeal(
     request: Request, session: ConsoleSession, prediction_id: str
 ) -> tuple[Stores, Any] | Response:
     """The stores and the appeal `prediction_id` names, or the page that says why not (the
-    store not ready, no such appeal: 404)."""
+    store not ready, no such appeal: 404; an appeal of another region than the person's is
+    answered as one that does not exist)."""
     found = stores(request)
     if found is None:
         return not_ready(request, session)
     record = found.predictions.get(prediction_id[:64])
-    if record is None:
+    if record is None or not access_of(request, session).sees(record.region):
         return message(
             request, session, "Не найдено", "Обращения с таким номером предсказания нет.", 404
         )

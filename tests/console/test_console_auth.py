@@ -120,7 +120,7 @@ def test_admin_retrains_from_the_model_page(console, sign_in, csrf_of, tokens):
         },
     )
     started: list[str] = []
-    jobs.start = lambda trigger: started.append(trigger) or done  # no real training here
+    jobs.start = lambda trigger, region=None: started.append(trigger) or done  # no training here
     sign_in(console, token=tokens["admin"], name="")
     page = console.get("/console/model")
     assert 'id="retrain"' in page.text
@@ -134,7 +134,7 @@ def test_admin_retrains_from_the_model_page(console, sign_in, csrf_of, tokens):
     assert r.status_code == 303
     assert r.headers["location"] == "/console/model?msg=started"
     assert started == ["console"]
-    jobs.start = lambda trigger: None  # one already running
+    jobs.start = lambda trigger, region=None: None  # one already running
     r = console.post("/console/model/retrain", data={"csrf": csrf_of(page.text)})
     assert r.headers["location"] == "/console/model?msg=busy"
     assert "уже идёт" in console.get(r.headers["location"]).text
