@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     #: Most characters of text one `POST /v1/predict` may carry in all (422 above it): a request
     #: of unseen words costs seconds, and single-appeal callers would wait behind it.
     max_request_chars: int = Field(200_000, ge=1)
+    #: A predict request that waited longer than this for a worker thread (seconds since it
+    #: arrived) is answered 503 `busy` with Retry-After instead of being predicted: an
+    #: overloaded replica sheds load (a load balancer retries it on another replica) rather
+    #: than answering everything after its callers gave up. 0: never.
+    predict_queue_seconds: float = Field(3.0, ge=0)
     #: Most appeals one `POST /v1/predict` may carry.
     max_batch: int = Field(1_000, ge=1)
     #: Largest request body accepted, in bytes (413 above it).

@@ -9,10 +9,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "log_config", "request_id_var"]
+__all__ = ["JsonFormatter", "log_config", "request_id_var", "request_started_var"]
 
 #: Id of the request being served in this context ("-" outside requests).
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+#: `time.perf_counter()` when the request being served arrived (None outside requests).
+request_started_var: ContextVar[float | None] = ContextVar("request_started", default=None)
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is logged too.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {

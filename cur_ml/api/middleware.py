@@ -15,7 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cur_ml.api.errors import ApiError
-from cur_ml.api.logs import request_id_var
+from cur_ml.api.logs import request_id_var, request_started_var
 from cur_ml.api.metrics import ApiMetrics
 
 __all__ = ["RequestContextMiddleware"]
@@ -63,6 +63,7 @@ class RequestContextMiddleware:
         rid = _request_id(scope)
         token = request_id_var.set(rid)
         started = time.perf_counter()
+        request_started_var.set(started)
         state: dict[str, Any] = {"status": 500, "sent": False, "received": 0}
         rid_header = (b"x-request-id", rid.encode("ascii"))
         limit = self.max_body_bytes

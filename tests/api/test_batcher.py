@@ -351,3 +351,17 @@ def test_a_dead_lane_process_is_replaced_after_a_pause(model_a_dir):
         assert runner.predict(model_a_dir, model, records, False) is not None
     finally:
         runner.close()
+
+
+def test_a_predict_that_waited_too_long_is_shed_with_a_retry_time(app_factory, model_a_dir):
+    """An overloaded replica answers 503 `busy` (a load balancer retries elsewhere) to a request
+    that waited beyond CUR_ML_PREDICT_QUEUE_SECONDS, and stores nothing for it."""
+    with app_factory(model_a_dir, predict_queue_seconds=1e-9) as client:
+        before = client.app.state.predictions.count()
+        r = client.post("/v1/predict", json={"appeals": [{"text": "Не работает лифт"}]})
+        assert r.status_code == 503 and r.json()["error"] == "busy", r.text
+        assert r.headers["retry-after"] == "1" and "CUR_ML_PREDICT_QUEUE_SECONDS" in r.text
+        assert client.app.state.predictions.count() == before
+    with app_factory(model_a_dir, predict_queue_seconds=0) as client:  # 0: never shed
+        r = client.post("/v1/predict", json={"appeals": [{"text": "Не работает лифт"}]})
+        assert r.status_code == 200

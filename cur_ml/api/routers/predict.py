@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from cur_ml.api.deps import (
     WriterDep,
 )
 from cur_ml.api.errors import ApiError
-from cur_ml.api.logs import request_id_var
+from cur_ml.api.logs import request_id_var, request_started_var
 from cur_ml.api.schemas import ErrorBody, PredictRequest, PredictResponse
 from cur_ml.api.service import predict_appeals
 from cur_ml.errors import PredictorBusyError
@@ -95,6 +96,22 @@ async def _within_limits(body: PredictRequest, settings: SettingsDep) -> Predict
     return body
 
 
+def _shed_if_late(limit: float) -> None:
+    """503 `busy` for a request that waited more than `limit` seconds before its turn."""
+    arrived = request_started_var.get()
+    if not limit or arrived is None:
+        return
+    waited = time.perf_counter() - arrived
+    if waited > limit:
+        raise ApiError(
+            503,
+            "busy",
+            f"the service is overloaded: this request waited {waited:.1f} s for its turn "
+            f"(the limit is {limit:g} s, CUR_ML_PREDICT_QUEUE_SECONDS); retry shortly",
+            {"Retry-After": "1"},
+        )
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -129,6 +146,7 @@ def predict(
     body: Annotated[PredictRequest, Depends(_within_limits)],
     _store: StoreWritable,  # 503 store_unavailable before predicting what could not be kept
     regions: RegionsDep,
+    settings: SettingsDep,
     writer: WriterDep,
     metrics: MetricsDep,
     explain: Annotated[
@@ -137,6 +155,7 @@ def predict(
 ) -> Response:
     """Predictions for each appeal, in input order; every one is recorded with its
     `prediction_id`, to which operator corrections refer."""
+    _shed_if_late(settings.predict_queue_seconds)
     by_region: dict[str, list[int]] = {}
     for i, appeal in enumerate(body.appeals):
         by_region.setdefault(appeal.region or regions.default, []).append(i)
