@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 __all__ = ["users_app"]
 
 users_app = typer.Typer(
-    no_args_is_help=True, help="Personal accounts: each operator signs in with their own token."
+    no_args_is_help=True,
+    help="Personal accounts: each operator signs in with their own token and works in the "
+    "regions the account is given. The shared tokens (CUR_ML_OPERATOR_TOKEN, "
+    "CUR_ML_ADMIN_TOKEN) act for every region: accounts are how regions are kept apart.",
 )
 
 _REGION_HELP = (
