@@ -38,6 +38,7 @@ _WIDTH = {
     "operator": 128,
     "source": 16,
     "idempotency_key": 128,
+    "region": 16,
 }
 
 
@@ -95,7 +96,7 @@ def import_corrections(
     missing = [c for c in _COLUMNS if c not in events.columns]
     if missing:
         raise DataError(f"missing column(s) {', '.join(missing)} in {path}")
-    extra = ("prediction_id", "operator", "comment", "source", "idempotency_key")
+    extra = ("prediction_id", "operator", "comment", "source", "idempotency_key", "region")
     events = events.assign(
         **{c: _column(events, c) for c in extra},
         kind=_column(events, "kind").fillna(CORRECTION),
@@ -148,6 +149,7 @@ def _correction(r: pd.Series, operator: str) -> CorrectionIn:
         idempotency_key=r["idempotency_key"] or _key(r),
         source=r["source"] or "import",
         created_at=r["_at"].to_pydatetime(),
+        region=r["region"],
     )
 
 

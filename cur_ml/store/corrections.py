@@ -63,6 +63,8 @@ class CorrectionIn:
     #: The version of the prediction's labels this correction was based on (the id of its
     #: latest correction then, 0 for none; see `store.versions`); None: not checked.
     base_version: int | None = None
+    #: The region (set on history imports; a served prediction's correction takes its region).
+    region: str | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -70,7 +72,7 @@ class CorrectionIn:
             "prediction_id": self.prediction_id,
             "appeal_id": self.appeal_id,
             "field": self.field,
-            "region": None,  # the prediction's, filled in when stored
+            "region": self.region,  # a served prediction's: filled in when stored
             "old_value": self.old_value,
             "new_value": self.new_value,
             "operator": self.operator,

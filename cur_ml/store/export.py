@@ -6,7 +6,8 @@ old, new); the rest carry what the store adds, so that export → import → exp
 same file: the prediction corrected, who, the comment, where it came from (`source`), the
 idempotency key, and `kind` — `correction`, or `label_approval` for a label an admin let in
 (then `new` is the label, `operator` who approved it, `idempotency_key` the correction that
-brought it, if any). CSV cannot tell an empty text from none: both are an empty cell.
+brought it, if any), and the `region` of the correction. CSV cannot tell an empty text from
+none: both are an empty cell.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ HISTORY_COLUMNS = (
     "source",
     "idempotency_key",
     "kind",
+    "region",
 )
 CORRECTION = "correction"
 LABEL_APPROVAL = "label_approval"
@@ -97,6 +99,7 @@ def _events(conn: Connection) -> Iterator[dict[str, Any]]:
         c.comment,
         c.source,
         c.idempotency_key,
+        c.region,
     ).order_by(c.id)
     for row in conn.execution_options(yield_per=2_000).execute(q):
         yield {
@@ -111,6 +114,7 @@ def _events(conn: Connection) -> Iterator[dict[str, Any]]:
             "source": row.source,
             "idempotency_key": row.idempotency_key,
             "kind": CORRECTION,
+            "region": row.region,
         }
     a = LabelApproval
     q = select(
@@ -129,6 +133,7 @@ def _events(conn: Connection) -> Iterator[dict[str, Any]]:
             "source": None,
             "idempotency_key": row.correction_key,
             "kind": LABEL_APPROVAL,
+            "region": None,
         }
 
 

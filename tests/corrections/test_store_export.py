@@ -171,7 +171,7 @@ def test_export_refuses_an_existing_file_and_a_bad_format(tmp_path):
     assert bad.exit_code != 0 and "unknown format 'xml'" in str(bad.exception)
     cli(url, "store", "export", "corrections", "--out", str(out), "--force")
     assert out.read_text().splitlines() == [
-        "appeal_id,at,field,old,new,prediction_id,operator,comment,source,idempotency_key,kind"
+        "appeal_id,at,field,old,new,prediction_id,operator,comment,source,idempotency_key,kind,region"
     ]
 
 
