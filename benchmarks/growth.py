@@ -137,7 +137,7 @@ def _dev_accuracy(predict: Any, data: Path) -> dict[str, float]:
     return {h: round(float((got[h] == dev[h].to_numpy()).mean()), 4) for h in HEADS}
 
 
-def worker_train_production(rows_csv: Path, out: Path, data: Path) -> dict:
+def worker_train_production(rows_csv: Path, out: Path, data: Path, epochs: int) -> dict:
     import numpy as np
 
     from cur_ml.data import load_appeals
@@ -179,17 +179,18 @@ def worker_train_production(rows_csv: Path, out: Path, data: Path) -> dict:
     return result
 
 
-def worker_train_streaming(rows_csv: Path, out: Path, data: Path) -> dict:
+def worker_train_streaming(rows_csv: Path, out: Path, data: Path, epochs: int) -> dict:
     from cur_ml.model.streaming import StreamingAppealClassifier
 
     start, cpu_start = time.perf_counter(), cpu_s()
-    model = StreamingAppealClassifier().fit_csv(rows_csv)
+    model = StreamingAppealClassifier(epochs=epochs).fit_csv(rows_csv)
     trained, cpu_trained = time.perf_counter(), cpu_s()
     # Saved only to measure it: the service never loads this path's models.
     with (out / "streaming.pkl").open("wb") as fh:
         pickle.dump(model, fh, protocol=5)
     result = {
         "rows": model.n_rows_seen_,
+        "epochs": epochs,
         "read_s": None,  # read chunk by chunk inside training
         "train_s": round(trained - start, 2),
         "train_cpu_s": round(cpu_trained - cpu_start, 2),
@@ -317,9 +318,12 @@ def measure(size: str, args: argparse.Namespace, data: Path, tmp: Path) -> dict:
         "cpu_s": args.max_cpu_minutes * 60 if args.max_cpu_minutes else math.inf,
         "memory_gib": args.max_memory_gib,
     }
+    # Streaming learns in passes: three over real rows, one over resampled rows (whose
+    # copies already repeat each appeal 5 or 26 times).
+    epochs = args.stream_epochs or (3 if prep["how"].startswith("real") else 1)
     got = run_child(
         ["--worker", f"train-{args.engine}", "--data", str(data), "--path", str(rows_csv),
-         "--out", str(model_dir)],
+         "--out", str(model_dir), "--stream-epochs", str(epochs)],
         caps,
     )  # fmt: skip
     rows_csv.unlink(missing_ok=True)
@@ -499,6 +503,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated rows or 'all'")
     parser.add_argument("--engine", choices=sorted(TRAINERS), default="production")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--stream-epochs",
+        type=int,
+        default=None,
+        help="passes of --engine streaming (default: 3 over real rows, 1 over resampled)",
+    )
     parser.add_argument("--max-minutes", type=float, default=30.0, help="time cap per size")
     parser.add_argument(
         "--max-cpu-minutes",
@@ -527,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.worker:
         trainer = TRAINERS[args.worker.removeprefix("train-")]
-        print(json.dumps(trainer(args.path, args.out, data)))
+        print(json.dumps(trainer(args.path, args.out, data, args.stream_epochs or 1)))
         return 0
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
