@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     #: Bearer tokens per role, 24 characters at least (an empty one counts as unset); an unset
     #: predict token leaves predict open (refused off loopback unless `allow_open_predict`),
     #: unset operator/admin tokens disable those routes (the admin token passes every check).
+    #: The operator and admin tokens act for every region of the deployment: personal
+    #: accounts (`cur-ml users add --region R`) are how regions are kept apart.
     predict_token: SecretStr | None = None
     operator_token: SecretStr | None = None
     admin_token: SecretStr | None = None

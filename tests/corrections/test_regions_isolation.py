@@ -191,3 +191,16 @@ def test_admins_retrain_and_see_only_their_regions_jobs(deployment):
         d.client.get(f"/v1/admin/retrain/{krd_run}", headers=d.as_("Админ СПб")).status_code == 404
     )
     assert d.client.get(f"/v1/admin/retrain/{krd_run}", headers=ADM).status_code == 200
+
+
+def test_admins_reload_only_their_regions_models(deployment):
+    d = deployment
+
+    def reload(headers: dict[str, str], **params: str):
+        return d.client.post("/v1/admin/reload", headers=headers, params=params)
+
+    r = reload(d.as_("Админ СПб"), region="krd")
+    assert r.status_code == 403 and "krd" in r.json()["message"]
+    assert reload(d.as_("Админ СПб"), region="xx").status_code == 422
+    assert reload(d.as_("Админ СПб")).status_code == 200  # the default region: theirs
+    assert reload(ADM, region="krd").status_code == 200  # the environment token: every region

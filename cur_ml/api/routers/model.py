@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cur_ml.api.deps import AdminAuth, PredictAuth, RegionsDep
+from cur_ml.api.access import AdminRegions, chosen_region
+from cur_ml.api.deps import PredictAuth, RegionsDep
 from cur_ml.api.errors import ApiError
 from cur_ml.api.schemas import ErrorBody, ModelInfo, RegionCode, RegionStatus, ReloadResult
 from cur_ml.errors import CurMlError
@@ -55,11 +56,13 @@ def model_info(_auth: PredictAuth, regions: RegionsDep, region: RegionQuery = No
     summary="Перезагрузить модель из её каталога (атомарная замена)",
     responses={**_AUTH_ERRORS, 409: {"model": ErrorBody, "description": "Модель не загрузилась"}},
 )
-def reload_model(_auth: AdminAuth, regions: RegionsDep, region: RegionQuery = None) -> dict:
-    """Load the model directory again and switch to it; requests keep being answered
-    by the old model meanwhile and finish on it. With several workers, this one
-    switches now and the others within CUR_ML_MODEL_POLL_SECONDS."""
-    slot = regions.get(region).slot  # an unknown region: 422 naming it
+def reload_model(access: AdminRegions, regions: RegionsDep, region: RegionQuery = None) -> dict:
+    """Load the region's model directory again and switch to it; requests keep being
+    answered by the old model meanwhile and finish on it. With several workers, this one
+    switches now and the others within CUR_ML_MODEL_POLL_SECONDS. A personal admin reloads
+    only their regions' models (403)."""
+    wanted = chosen_region(access, region or access.default, ("query", "region"))
+    slot = regions.get(wanted).slot
     try:
         previous, current = slot.load()
     except Exception as exc:
