@@ -79,7 +79,30 @@ def build_openapi(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
                 _errors(operation, has_body="requestBody" in operation)
                 _security(operation, _role(route.dependant), settings)
     _limits(schemas, settings)
+    _served_regions(doc, settings)
     return doc
+
+
+def _served_regions(doc: dict[str, Any], settings: Settings) -> None:
+    """A region code is one of this deployment's regions: an enum, in bodies and parameters
+    (a client generator offers the choice; anything else is the 422 naming it)."""
+    served = settings.all_regions()
+
+    def narrow(schema: dict[str, Any]) -> None:
+        for part in schema.get("anyOf", [schema]):
+            if part.get("type") == "string":
+                part.pop("pattern", None)
+                part.pop("maxLength", None)
+                part["enum"] = served
+
+    for schema in doc.get("components", {}).get("schemas", {}).values():
+        if "region" in schema.get("properties", {}):
+            narrow(schema["properties"]["region"])
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            for param in operation.get("parameters", []):
+                if param.get("name") == "region":
+                    narrow(param["schema"])
 
 
 def _error_schemas() -> dict[str, Any]:

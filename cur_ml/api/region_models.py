@@ -72,7 +72,7 @@ class RegionModels:
     # ------------------------------------------------------------------ lookup
     def check(self, region: str | None) -> str:
         """`region` (None: the default one) when this deployment serves it."""
-        region = region or self.default
+        region = self.default if region is None else region
         if region not in self.settings.all_regions():
             raise UnknownRegionError(region, self.settings.all_regions())
         return region

@@ -61,7 +61,9 @@ def reload_model(access: AdminRegions, regions: RegionsDep, region: RegionQuery 
     answered by the old model meanwhile and finish on it. With several workers, this one
     switches now and the others within CUR_ML_MODEL_POLL_SECONDS. A personal admin reloads
     only their regions' models (403)."""
-    wanted = chosen_region(access, region or access.default, ("query", "region"))
+    wanted = chosen_region(
+        access, access.default if region is None else region, ("query", "region")
+    )
     slot = regions.get(wanted).slot
     try:
         previous, current = slot.load()
