@@ -31,7 +31,7 @@ by (engine, size): a run of some sizes keeps the other sizes' earlier figures.
     nice -n 15 .venv/bin/python benchmarks/growth.py --sizes 200000 --max-minutes 120 \
         --max-cpu-minutes 60
     nice -n 15 .venv/bin/python benchmarks/growth.py --engine streaming
-    .venv/bin/python benchmarks/growth.py --table        # re-print and re-plot the saved run
+    .venv/bin/python benchmarks/growth.py --table   # re-print, re-fit and re-plot the saved runs
 """
 
 from __future__ import annotations
@@ -500,6 +500,14 @@ def plot(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def save(path: Path, records: list[dict]) -> None:
+    """The runs and the fits derived from them."""
+    engines = sorted({r["engine"] for r in records})
+    body = {"budget_s": BUDGET_S, "fits": {e: fits(records, e) for e in engines}, "runs": records}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body, ensure_ascii=False, indent=2) + "\n", "utf-8")
+
+
 def merge(path: Path, new: list[dict]) -> list[dict]:
     """Earlier records of other (engine, size) pairs from `path`, then the new ones."""
     old = json.loads(path.read_text("utf-8"))["runs"] if path.is_file() else []
@@ -539,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         records = json.loads(args.json.read_text("utf-8"))["runs"]
         print(report(records))
+        save(args.json, records)  # the fits of the current code
         plot(records, args.plot)
         return 0
     data = resolve_data(args.data)
@@ -563,13 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             new.append(measure(size, args, data, tmp))
             records = merge(args.json, new)
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            body = {
-                "budget_s": BUDGET_S,
-                "fits": {e: fits(records, e) for e in sorted({r["engine"] for r in records})},
-                "runs": records,
-            }
-            args.json.write_text(json.dumps(body, ensure_ascii=False, indent=2) + "\n", "utf-8")
+            save(args.json, records)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"growth · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine()}")
