@@ -174,7 +174,7 @@ def _serving(app: FastAPI, settings: Settings, slot: ModelSlot) -> RegionServing
         slot.watch_source(
             settings.registry_poll_seconds, lambda: registry_version_of(uri, settings)
         )
-    return RegionServing(settings.region, settings, slot, predictor)
+    return RegionServing(settings.region, slot, predictor)
 
 
 def _slot(settings: Settings, metrics: ApiMetrics) -> ModelSlot:

@@ -36,7 +36,6 @@ class RegionServing:
     """One region's model slot and predictor, and what its model costs."""
 
     region: str
-    settings: Settings
     slot: ModelSlot
     predictor: PredictBatcher | DirectPredictor
     last_used: float = field(default_factory=time.monotonic)
